@@ -1,0 +1,360 @@
+"""The reverse replay: the one place where gradients are computed and routed.
+
+Entries are replayed from the most recent to the oldest. Everything that every op
+would otherwise repeat happens here, once: skipping inputs that need no gradient,
+summing broadcast gradients back to each input's shape, casting to the input's dtype,
+adding up fan-out, running tensor hooks, checking what a vjp returns (naming the op
+and its plugin when it breaks the contract), and freeing what was consumed.
+
+With ``create_graph=True`` the same replay hands the vjps Tensors instead of ndarrays,
+so everything they compute is itself recorded and can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import threading
+from heapq import heappop, heappush
+from typing import Any
+
+import numpy as np
+
+from . import graph
+from .errors import DifferentiabilityError, OpRuleError
+from .graph import LEAF, Entry, state
+from .tensor import Tensor, _make
+
+_leaf_lock = threading.Lock()
+
+
+class ShapeOf:
+    """Stands in for an input whose vjp needs only its shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def node_meta(node: Any) -> tuple[tuple[int, ...], np.dtype]:
+    if type(node) is Entry:
+        return node.shape, node.dtype
+    return node.data.shape, node.data.dtype
+
+
+# ----------------------------------------------------------------------- entry points
+
+
+def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
+             create_graph: bool = False) -> None:
+    """``t.backward(...)``: replay ``t``'s graph and accumulate into leaf ``.grad``."""
+    node = t._node
+    if node is None:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: no input of the "
+            "computation had requires_grad=True (or it ran under tg.no_grad())"
+        )
+    seed = make_seed(t, grad, create_graph)
+    if node is not LEAF and type(node) is not Entry:  # a tensor only watched by a tape
+        return
+    if node is LEAF:
+        commit_leaves({t: seed}, create_graph)
+        return
+    grads: dict[Any, Any] = {node: seed}
+    replay_from(node, grads, retain_graph or create_graph, create_graph)
+    commit_leaves(grads, create_graph)
+
+
+def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
+    """The gradient that starts a reverse pass from ``t``."""
+    if grad is None:
+        if t.data.size != 1:
+            raise ValueError(
+                f"backward() without a gradient needs a tensor with exactly one element; "
+                f"this one has shape {t.data.shape}. Pass grad= of that shape (e.g. "
+                "np.ones_like(t.data)) or reduce first (t.sum())"
+            )
+        seed = np.ones_like(t.data)
+    else:
+        if isinstance(grad, Tensor):
+            if create_graph:
+                seed = grad
+            else:
+                seed = grad.data
+        else:
+            seed = np.asarray(grad, dtype=t.data.dtype)
+        if seed.shape != t.data.shape:
+            raise ValueError(
+                f"backward(grad=...): grad has shape {seed.shape} but the tensor has "
+                f"shape {t.data.shape}"
+            )
+        if not isinstance(seed, Tensor) and seed.dtype != t.data.dtype:
+            seed = seed.astype(t.data.dtype)
+    if create_graph and not isinstance(seed, Tensor):
+        seed = _make(seed, None)
+    return seed
+
+
+def replay_from(node: Entry, grads: dict[Any, Any], retain: bool,
+                create_graph: bool) -> None:
+    """Replay the entries ``node`` depends on, most recent first.
+
+    The heap holds the entries reached so far, keyed by call order: popping it reads
+    the tape backwards, skipping every entry the output does not depend on.
+    """
+    heap = [(-node.seq, node)]
+
+    def newest_first():
+        while heap:
+            yield heappop(heap)[1]
+
+    replay(newest_first(), grads, retain, create_graph, heap=heap)
+
+
+def replay(order: Any, grads: dict[Any, Any], retain: bool, create_graph: bool,
+           heap: list | None = None, keep: set | None = None,
+           kept: dict | None = None) -> None:
+    """Run the vjps of ``order`` (entries, newest first), routing gradients in ``grads``.
+
+    ``grads`` maps nodes to their gradient so far; it starts with the seeds. Newly
+    reached entries are pushed onto ``heap`` when one is given (see
+    :func:`replay_from`); an explicit tape passes its own list reversed instead.
+    Gradients of entries in ``keep`` are copied to ``kept`` (tape sources that are not
+    leaves).
+    """
+    if create_graph:
+        prev_enabled = state.grad_enabled
+        state.grad_enabled = True
+    try:
+        for e in order:
+            g = grads.pop(e, None)
+            if g is None:
+                continue
+            if keep is not None and e in keep:
+                kept[e] = g
+            nodes = e.nodes
+            if nodes is None:
+                raise _freed_error(e)
+            if e.hooks:
+                g = run_hooks(e.hooks, g)
+            if create_graph:
+                results = _vjp_recorded(e, g)
+            else:
+                results = _vjp_plain(e, g)
+            for i, n in enumerate(nodes):
+                if n is None:
+                    continue
+                gi = results[i]
+                if gi is None:
+                    continue
+                shape, dtype = node_meta(n)
+                gshape = getattr(gi, "shape", None)
+                if gshape != shape:
+                    if gshape is None:
+                        gi = np.asarray(gi)
+                    gi = unbroadcast(gi, shape, e, i)
+                if gi.dtype != dtype:
+                    gi = gi.astype(dtype)
+                prev = grads.get(n)
+                if prev is None:
+                    grads[n] = gi
+                    if heap is not None and type(n) is Entry:
+                        heappush(heap, (-n.seq, n))
+                else:
+                    grads[n] = prev + gi
+            if not retain:
+                e.release()
+    finally:
+        if create_graph:
+            state.grad_enabled = prev_enabled
+
+
+# ----------------------------------------------------------------------- vjp calls
+
+
+def _vjp_plain(e: Entry, g: Any) -> tuple:
+    op = e.op
+    d = op.definition
+    inputs = e.inputs
+    if inputs is None:
+        inputs = _stand_ins(e)
+    try:
+        res = call_vjp(d.vjp, e.nodes, g, e.out, inputs, e.params)
+    except Exception as exc:
+        raise _rule_failed(e, exc) from exc
+    res = _as_tuple(res, e)
+    if graph.anomaly_flag[0]:
+        for r in res:
+            graph.check_finite(op, "vjp", r, e.site)
+    return res
+
+
+def _vjp_recorded(e: Entry, g: Any) -> tuple:
+    """Call the vjp on Tensors so that what it computes is recorded."""
+    op = e.op
+    nodes = e.nodes
+    if e.inputs is not None:
+        inputs = tuple(
+            _make(x, n) if n is not None and isinstance(x, np.ndarray) else x
+            for x, n in zip(e.inputs, nodes, strict=True)
+        )
+    else:
+        inputs = _stand_ins(e)
+    out = _make(e.out, e) if e.out is not None else None
+    if not isinstance(g, Tensor):
+        g = _make(np.asarray(g), None)
+    state.strict_depth += 1
+    try:
+        res = call_vjp(op.definition.vjp, nodes, g, out, inputs, e.params)
+    except DifferentiabilityError as exc:
+        raise DifferentiabilityError(
+            f"op {op.name!r} (from {op.source}) cannot be differentiated twice: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise _rule_failed(e, exc) from exc
+    finally:
+        state.strict_depth -= 1
+    res = _as_tuple(res, e)
+    fixed = []
+    for r, n in zip(res, nodes, strict=True):
+        if r is not None and n is not None and not isinstance(r, Tensor):
+            arr = np.asarray(r)
+            if arr.any():
+                raise DifferentiabilityError(
+                    f"op {op.name!r} (from {op.source}) cannot be differentiated twice: "
+                    "its vjp returned a plain ndarray under create_graph=True. Write the "
+                    "vjp with operators, NumPy functions and array methods (they record "
+                    "on Tensors) instead of converting to NumPy"
+                )
+            r = _make(arr, None)
+        fixed.append(r)
+    if graph.anomaly_flag[0]:
+        for r in fixed:
+            graph.check_finite(op, "vjp", r, e.site)
+    return tuple(fixed)
+
+
+def call_vjp(vjp: Any, nodes: tuple, g: Any, out: Any, inputs: tuple, params: dict) -> Any:
+    """Call a vjp: one function for all inputs, or one per input (only those needed)."""
+    if type(vjp) is tuple:
+        return tuple(
+            None if n is None or f is None else f(g, out, *inputs, **params)
+            for f, n in zip(vjp, nodes, strict=True)
+        )
+    return vjp(g, out, *inputs, **params)
+
+
+def _stand_ins(e: Entry) -> tuple:
+    """Inputs for a vjp that saved none: shapes where it asked for them, else None."""
+    if e.op.definition.save_inputs == "shape":
+        return tuple(None if n is None else ShapeOf(*node_meta(n)) for n in e.nodes)
+    return (None,) * len(e.nodes)
+
+
+def _as_tuple(res: Any, e: Entry) -> tuple:
+    if type(res) is tuple:
+        pass
+    elif isinstance(res, list):
+        res = tuple(res)
+    elif len(e.nodes) == 1:
+        res = (res,)
+    else:
+        raise OpRuleError(
+            f"op {e.op.name!r} (from {e.op.source}): vjp returned a "
+            f"{type(res).__name__}, expected a tuple of {len(e.nodes)} gradients "
+            "(one per input, None for an input without one)"
+        )
+    if len(res) != len(e.nodes):
+        raise OpRuleError(
+            f"op {e.op.name!r} (from {e.op.source}): vjp returned {len(res)} gradients "
+            f"for {len(e.nodes)} inputs; return one per input (None where there is none)"
+        )
+    return res
+
+
+def _rule_failed(e: Entry, exc: Exception) -> Exception:
+    if isinstance(exc, OpRuleError):
+        return exc
+    return OpRuleError(
+        f"op {e.op.name!r} (from {e.op.source}): vjp raised "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
+def _freed_error(e: Entry) -> RuntimeError:
+    return RuntimeError(
+        f"backward through the graph a second time: op {e.op.name!r} (entry "
+        f"#{e.seq}) already freed its saved values in an earlier backward. Pass "
+        "retain_graph=True to the first backward (or use a persistent tape) to "
+        "backpropagate more than once"
+    )
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...], e: Entry, i: int) -> Any:
+    """Sum ``g`` over the axes along which input ``i`` of ``e`` was broadcast."""
+    gshape = g.shape
+    lead = len(gshape) - len(shape)
+    ok = lead >= 0
+    axes = list(range(lead)) if ok else []
+    if ok:
+        for k, s in enumerate(shape):
+            gs = gshape[lead + k]
+            if s == gs:
+                continue
+            if s == 1:
+                axes.append(lead + k)
+            else:
+                ok = False
+                break
+    if not ok:
+        raise OpRuleError(
+            f"op {e.op.name!r} (from {e.op.source}): vjp gave input {i} a gradient of "
+            f"shape {tuple(gshape)}, which cannot be summed to the input's shape "
+            f"{tuple(shape)}"
+        )
+    if axes:
+        g = g.sum(axis=tuple(axes), keepdims=True)
+    if lead:
+        g = g.reshape(shape)
+    return g
+
+
+def run_hooks(hooks: list, g: Any) -> Any:
+    for fn in list(hooks):
+        r = fn(g)
+        if r is not None:
+            g = r
+    return g
+
+
+def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
+    """Add the gradients that reached leaves with requires_grad into their ``.grad``."""
+    with _leaf_lock:
+        for n, g in grads.items():
+            if type(n) is Entry or n._node is not LEAF:
+                continue
+            if n._hooks:
+                g = run_hooks(n._hooks, g)
+            if create_graph:
+                n.grad = g if n.grad is None else n.grad + g
+                continue
+            if isinstance(g, Tensor):
+                g = g.data
+            old = n.grad
+            if old is None or isinstance(old, Tensor) or old.shape != n.data.shape:
+                n.grad = np.array(g, dtype=n.data.dtype, copy=True)
+            elif old.flags.writeable:
+                old += g
+            else:
+                n.grad = old + g

@@ -1,0 +1,114 @@
+"""Arithmetic: the operators ``+ - * / ** @``, negation and absolute value.
+
+Rules return gradients in the broadcast shape; the engine sums them back to each
+input's shape. Per-input rules (a tuple of functions) are only called for inputs that
+need a gradient: ``x ** 2`` never computes a log for the constant exponent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tapegrad.hookspecs import hookimpl
+from tapegrad.opdef import OpDef
+
+from ._samples import away_from_zero, binary_samples, unary_samples
+
+
+def _mT(x):
+    return np.swapaxes(x, -1, -2)
+
+
+# ------------------------------------------------------------------ matmul
+
+
+def matmul_grad_a(g, out, a, b):
+    if b.ndim == 1:                          # (..., n, k) @ (k,) -> (..., n)
+        return g[..., None] * b
+    if a.ndim == 1:                          # (k,) @ (..., k, m) -> (..., m)
+        return (g[..., None, :] @ _mT(b))[..., 0, :]
+    return g @ _mT(b)
+
+
+def matmul_grad_b(g, out, a, b):
+    if a.ndim == 1:
+        if b.ndim == 1:                      # (k,) @ (k,) -> ()
+            return g * a
+        return a[:, None] * g[..., None, :]  # (k,) @ (..., k, m) -> (..., m)
+    if b.ndim == 1:                          # (..., n, k) @ (k,) -> (..., n)
+        return (_mT(a) @ g[..., None])[..., 0]
+    return _mT(a) @ g
+
+
+def _matmul_samples(rng):
+    r = rng.standard_normal
+    return [
+        ((r((3, 4)), r((4, 2))), {}),
+        ((r(4), r((4, 3))), {}),
+        ((r((3, 4)), r(4)), {}),
+        ((r(4), r(4)), {}),
+        ((r((2, 3, 4)), r((4, 5))), {}),
+        ((r((2, 1, 3, 4)), r((3, 4, 2))), {}),
+        ((r(4), r((2, 4, 3))), {}),
+        ((r((2, 3, 4)), r(4)), {}),
+    ]
+
+
+# ------------------------------------------------------------------ pow
+
+
+def pow_grad_exponent(g, out, a, b):
+    # d(a**b)/db = a**b * log(a); where a <= 0 the real log is undefined: use 0 there.
+    return g * out * np.log(np.where(a > 0, a, 1.0))
+
+
+def _pow_samples(rng):
+    a = rng.uniform(0.5, 2.0, (3, 4))
+    return [
+        ((a, rng.uniform(-2, 2, (3, 4))), {}),
+        ((a, rng.uniform(-2, 2, (4,))), {}),
+        ((rng.uniform(-2, 2, (3,)), 2), {}),
+        ((rng.uniform(-2, 2, (3,)), 3.0), {}),
+        ((a, 0.5), {}),
+    ]
+
+
+def _div_samples(rng):
+    den = rng.uniform(0.5, 2.0, (3, 4)) * rng.choice([-1.0, 1.0], (3, 4))
+    return [((rng.uniform(-2, 2, (3, 4)), den), {}),
+            ((rng.uniform(-2, 2, (4,)), den), {}),
+            ((2.0, den), {})]
+
+
+@hookimpl
+def tapegrad_ops():
+    return [
+        OpDef("add", np.add, lambda g, out, a, b: (g, g),
+              save_inputs=False, save_out=False, operators=("__add__", "__radd__"),
+              samples=binary_samples, doc="a + b, elementwise with broadcasting"),
+        OpDef("sub", np.subtract, lambda g, out, a, b: (g, -g),
+              save_inputs=False, save_out=False, operators=("__sub__", "__rsub__"),
+              samples=binary_samples, doc="a - b"),
+        OpDef("mul", np.multiply,
+              (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+              save_out=False, operators=("__mul__", "__rmul__"),
+              samples=binary_samples, doc="a * b"),
+        OpDef("div", np.true_divide,
+              (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
+              save_out=False, operators=("__truediv__", "__rtruediv__"),
+              samples=_div_samples, doc="a / b"),
+        OpDef("neg", np.negative, lambda g, out, x: -g,
+              save_inputs=False, save_out=False, operators=("__neg__",),
+              samples=unary_samples, doc="-x"),
+        OpDef("pow", np.power,
+              (lambda g, out, a, b: g * b * a ** (b - 1), pow_grad_exponent),
+              operators=("__pow__", "__rpow__"), samples=_pow_samples,
+              doc="a ** b (tensor or scalar exponent)"),
+        OpDef("matmul", np.matmul, (matmul_grad_a, matmul_grad_b),
+              save_out=False, operators=("__matmul__", "__rmatmul__"),
+              samples=_matmul_samples, doc="matrix product: 1-D, 2-D and batched"),
+        OpDef("abs", np.absolute, lambda g, out, x: g * np.sign(x),
+              save_out=False, operators=("__abs__",), method=True,
+              implements=(np.abs,), samples=away_from_zero,
+              doc="|x| (gradient sign(x), 0 at 0)"),
+    ]

@@ -1,0 +1,81 @@
+"""Reductions: sum, mean, max, min over an axis, a tuple of axes, or everything.
+
+The vjps put the reduced axes back (``keepdims``) and broadcast the upstream gradient
+to the input's shape. max and min split the gradient evenly between tied elements, as
+HIPS autograd and PyTorch's full reductions do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tapegrad.hookspecs import hookimpl
+from tapegrad.opdef import OpDef
+
+REDUCE_PARAMS = {"axis": None, "keepdims": False}
+
+
+def _axes(ndim, axis):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(a % ndim if ndim else a for a in axes)
+
+
+def _kept(g, ndim, axis, keepdims):
+    """``g`` with the reduced axes put back as length-1 axes."""
+    if keepdims:
+        return g
+    shape = list(g.shape)
+    for a in sorted(_axes(ndim, axis)):
+        shape.insert(a, 1)
+    return g.reshape(tuple(shape))
+
+
+def sum_grad(g, out, x, axis=None, keepdims=False):
+    return np.broadcast_to(_kept(g, x.ndim, axis, keepdims), x.shape)
+
+
+def mean_grad(g, out, x, axis=None, keepdims=False):
+    count = 1
+    for a in _axes(x.ndim, axis):
+        count *= x.shape[a]
+    return np.broadcast_to(_kept(g, x.ndim, axis, keepdims) / count, x.shape)
+
+
+def extremum_grad(g, out, x, axis=None, keepdims=False):
+    hit = x == _kept(out, x.ndim, axis, keepdims)    # a plain bool mask: not differentiated
+    share = hit / hit.sum(axis=axis, keepdims=True)
+    return _kept(g, x.ndim, axis, keepdims) * share
+
+
+def _reduce_samples(rng):
+    x = rng.standard_normal((3, 4, 2))
+    return [((x,), {}), ((x,), {"axis": 1}), ((x,), {"axis": (0, 2)}),
+            ((x,), {"axis": -1, "keepdims": True}), ((x,), {"keepdims": True}),
+            ((rng.standard_normal(()),), {})]
+
+
+def _tied_samples(rng):
+    x = rng.standard_normal((3, 4, 2))
+    tied = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]])
+    return [((x,), {}), ((x,), {"axis": 1}), ((x,), {"axis": (0, 2)}),
+            ((x,), {"axis": -1, "keepdims": True}), ((tied,), {"axis": 1})]
+
+
+@hookimpl
+def tapegrad_ops():
+    return [
+        OpDef("sum", np.sum, sum_grad, params=REDUCE_PARAMS, save_inputs="shape",
+              save_out=False, method=True, implements=(np.sum,),
+              samples=_reduce_samples, doc="sum over axis (all axes by default)"),
+        OpDef("mean", np.mean, mean_grad, params=REDUCE_PARAMS, save_inputs="shape",
+              save_out=False, method=True, implements=(np.mean,),
+              samples=_reduce_samples, doc="mean over axis (all axes by default)"),
+        OpDef("max", np.max, extremum_grad, params=REDUCE_PARAMS, method=True,
+              implements=(np.max, np.amax), samples=_tied_samples,
+              doc="maximum over axis; ties share the gradient evenly"),
+        OpDef("min", np.min, extremum_grad, params=REDUCE_PARAMS, method=True,
+              implements=(np.min, np.amin), samples=_tied_samples,
+              doc="minimum over axis; ties share the gradient evenly"),
+    ]

@@ -1,0 +1,195 @@
+"""Shape and selection: reshape, transpose, broadcast_to, indexing, joining, where, clip.
+
+``getitem`` covers basic and integer-array indexing; its vjp scatters the gradient back
+with ``scatter_add``, so repeated indices accumulate, and is itself differentiable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tapegrad.hookspecs import hookimpl
+from tapegrad.opdef import OpDef
+from tapegrad.registry import lift
+
+scatter_add = lift("scatter_add")
+
+
+def _shape_arg(args):
+    """``x.reshape(2, 3)`` and ``x.reshape((2, 3))`` alike."""
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        return tuple(args[0]) if args[0] is not None else None
+    return tuple(args)
+
+
+def _inverse(axes):
+    return None if axes is None else tuple(np.argsort(axes))
+
+
+def _plain_index(index):
+    """Indices may hold Tensors (labels); forward rules see arrays only."""
+    if isinstance(index, tuple):
+        return tuple(_plain_index(i) for i in index)
+    data = getattr(index, "data", None)
+    return data if isinstance(data, np.ndarray) and not isinstance(index, np.ndarray) else index
+
+
+def getitem(x, index):
+    return x[_plain_index(index)]
+
+
+def scatter_add_forward(g, shape, index):
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, _plain_index(index), g)
+    return out
+
+
+def _slice_along(axis, ndim, key):
+    return (slice(None),) * (axis % ndim) + (key,)
+
+
+def concatenate_grad(g, out, *xs, axis=0):
+    bounds = np.cumsum([x.shape[axis] for x in xs])
+    starts = [0, *bounds[:-1]]
+    return tuple(g[_slice_along(axis, xs[0].ndim, slice(s, e))]
+                 for s, e in zip(starts, bounds, strict=True))
+
+
+def stack_grad(g, out, *xs, axis=0):
+    return tuple(g[_slice_along(axis, xs[0].ndim + 1, i)] for i in range(len(xs)))
+
+
+def where_grad_x(g, out, cond, x, y):
+    return np.where(cond, g, 0.0)
+
+
+def where_grad_y(g, out, cond, x, y):
+    return np.where(cond, 0.0, g)
+
+
+def clip_grad(g, out, x, a_min=None, a_max=None):
+    inside = np.ones(x.shape, dtype=bool)
+    if a_min is not None:
+        inside &= x >= a_min
+    if a_max is not None:
+        inside &= x <= a_max
+    return g * inside
+
+
+def _reshape_samples(rng):
+    x = rng.standard_normal((2, 3, 4))
+    return [((x,), {"shape": (6, 4)}), ((x,), {"shape": (-1,)}), ((x[0, 0],), {"shape": (2, 2)})]
+
+
+def _transpose_samples(rng):
+    x = rng.standard_normal((2, 3, 4))
+    return [((x,), {}), ((x,), {"axes": (1, 2, 0)}), ((x[0],), {})]
+
+
+def _getitem_samples(rng):
+    x = rng.standard_normal((4, 5))
+    return [
+        ((x,), {"index": 2}),
+        ((x,), {"index": (slice(1, 3), slice(None, None, 2))}),
+        ((x,), {"index": (Ellipsis, None, 1)}),
+        ((x,), {"index": np.array([0, 2, 2, 3])}),          # repeated rows accumulate
+        ((x,), {"index": (np.array([0, 1, 1]), np.array([4, 0, 0]))}),
+        ((x,), {"index": x > 0}),
+    ]
+
+
+def _scatter_samples(rng):
+    return [((rng.standard_normal(4),), {"shape": (5,), "index": np.array([0, 2, 2, 4])}),
+            ((rng.standard_normal((2, 3)),), {"shape": (4, 3), "index": slice(1, 3)})]
+
+
+def _join_samples(rng):
+    r = rng.standard_normal
+    return [(([r((2, 3)), r((4, 3))],), {"axis": 0}), (([r((2, 3)), r((2, 1))],), {"axis": -1})]
+
+
+def _stack_samples(rng):
+    r = rng.standard_normal
+    return [(([r((2, 3)), r((2, 3)), r((2, 3))],), {"axis": 0}),
+            (([r((2, 3)), r((2, 3))],), {"axis": -1})]
+
+
+def _where_samples(rng):
+    r = rng.standard_normal
+    return [((r((3, 4)) > 0, r((3, 4)), r((3, 4))), {}),
+            ((r((3, 4)) > 0, r((4,)), 0.5), {})]
+
+
+def _clip_samples(rng):
+    x = rng.uniform(-2, 2, (3, 4))
+    x[np.abs(np.abs(x) - 1.0) < 0.05] = 0.5  # keep away from the kinks at +-1
+    x[np.abs(x) < 0.05] = 0.5  # and at 0
+    return [((x,), {"a_min": -1.0, "a_max": 1.0}), ((x,), {"a_min": 0.0, "a_max": None})]
+
+
+def _broadcast_samples(rng):
+    r = rng.standard_normal
+    return [((r((3, 1)),), {"shape": (2, 3, 4)}), ((r(()),), {"shape": (3,)})]
+
+
+def _astype_samples(rng):
+    return [((rng.standard_normal((3,)),), {"dtype": np.float32}),
+            ((rng.standard_normal((3,)).astype(np.float32),), {"dtype": np.float64})]
+
+
+def _swap_samples(rng):
+    return [((rng.standard_normal((2, 3, 4)),), {"axis1": 0, "axis2": 2})]
+
+
+@hookimpl
+def tapegrad_ops():
+    return [
+        OpDef("reshape", np.reshape, lambda g, out, x, shape: g.reshape(x.shape),
+              params={"shape": None}, save_inputs="shape", save_out=False,
+              method=lambda op, self, *shape: op(self, _shape_arg(shape)),
+              implements=(np.reshape,), samples=_reshape_samples,
+              doc="the same elements in a new shape"),
+        OpDef("transpose", np.transpose,
+              lambda g, out, x, axes=None: np.transpose(g, _inverse(axes)),
+              params={"axes": None}, save_inputs=False, save_out=False,
+              method=lambda op, self, *axes: op(self, _shape_arg(axes) if axes else None),
+              properties=("T",), implements=(np.transpose,), samples=_transpose_samples,
+              doc="permute axes (reverse them by default)"),
+        OpDef("swapaxes", np.swapaxes,
+              lambda g, out, x, axis1, axis2: np.swapaxes(g, axis1, axis2),
+              params={"axis1": 0, "axis2": 1}, save_inputs=False, save_out=False,
+              method=True, implements=(np.swapaxes,), samples=_swap_samples,
+              doc="exchange two axes"),
+        OpDef("broadcast_to", np.broadcast_to, lambda g, out, x, shape: g,
+              params={"shape": None}, save_inputs=False, save_out=False,
+              implements=(np.broadcast_to,), samples=_broadcast_samples,
+              doc="broadcast to a shape (the engine sums the gradient back)"),
+        OpDef("astype", lambda x, dtype: x.astype(dtype, copy=False),
+              lambda g, out, x, dtype: g.astype(x.dtype),
+              params={"dtype": None}, save_inputs="shape", save_out=False, method=True,
+              samples=_astype_samples, doc="cast to another floating dtype"),
+        OpDef("getitem", getitem,
+              lambda g, out, x, index: scatter_add(g, x.shape, index),
+              params={"index": None}, save_inputs="shape", save_out=False,
+              operators=("__getitem__",), samples=_getitem_samples,
+              doc="x[index]: basic and integer-array indexing"),
+        OpDef("scatter_add", scatter_add_forward,
+              lambda g, out, x, shape, index: g[_plain_index(index)],
+              params={"shape": None, "index": None}, save_inputs=False, save_out=False,
+              samples=_scatter_samples,
+              doc="zeros(shape) with x added at index (repeated indices accumulate)"),
+        OpDef("concatenate", lambda xs, axis=0: np.concatenate(xs, axis=axis),
+              concatenate_grad, variadic=True, params={"axis": 0},
+              save_inputs="shape", save_out=False, implements=(np.concatenate,),
+              samples=_join_samples, doc="join tensors along an existing axis"),
+        OpDef("stack", lambda xs, axis=0: np.stack(xs, axis=axis), stack_grad,
+              variadic=True, params={"axis": 0}, save_inputs="shape", save_out=False,
+              implements=(np.stack,), samples=_stack_samples,
+              doc="join tensors along a new axis"),
+        OpDef("where", np.where, (None, where_grad_x, where_grad_y), nargs=3, nondiff=(0,),
+              save_out=False, implements=(np.where,), samples=_where_samples,
+              doc="x where cond else y (cond gets no gradient)"),
+        OpDef("clip", np.clip, clip_grad, params={"a_min": None, "a_max": None},
+              save_out=False, method=True, implements=(np.clip,), samples=_clip_samples,
+              doc="limit values to [a_min, a_max]"),
+    ]

@@ -1,0 +1,41 @@
+"""The one exception hierarchy of tapegrad.
+
+Every error tapegrad raises on purpose derives from :class:`TapegradError`. Where a
+built-in exception type is the natural one for callers to catch (``ValueError`` for a
+bad value, ``KeyError`` for an unknown op, ``RuntimeError`` for a misuse of the tape),
+the tapegrad class derives from it too, so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class TapegradError(Exception):
+    """Base class of every error tapegrad raises on purpose."""
+
+
+class PluginError(TapegradError):
+    """A plugin misbehaved at registration: bad hook, bad op definition, clashing names."""
+
+
+class OpRuleError(TapegradError, ValueError):
+    """An op's forward, vjp or jvp rule broke its contract (wrong count, shape, type)."""
+
+
+class DifferentiabilityError(TapegradError, RuntimeError):
+    """A gradient was asked of something that cannot provide it (e.g. a NumPy-only vjp
+    differentiated a second time)."""
+
+
+class SpecError(TapegradError, ValueError):
+    """A YAML op spec is invalid; the message names file, op, field and offending text."""
+
+
+class GradcheckError(TapegradError, AssertionError):
+    """Analytic and numerical gradients disagree beyond tolerance."""
+
+
+class UnknownOpError(TapegradError, KeyError, AttributeError):
+    """No op of that name is registered; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,187 @@
+"""Recording contexts: ``tg.Tape`` (an explicit Wengert list) and ``tg.no_grad``.
+
+Ops on tracked tensors are recorded whether or not a ``Tape`` is open: that is what
+makes ``loss.backward()`` work after a plain forward pass. A ``Tape`` additionally keeps
+the list of entries recorded while it is open, in call order, and ``tape.gradient``
+replays exactly that list backwards. Tapes nest: a gradient computed while another tape
+is recording is itself recorded, so the outer tape can differentiate it again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .backward import commit_leaves, make_seed, replay
+from .graph import LEAF, WATCHED, Entry, state
+from .tensor import Tensor, _make
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _GradMode:
+    """Context manager (and decorator) that sets whether ops are recorded."""
+
+    enabled = True
+
+    def __enter__(self) -> None:
+        self._prev = state.grad_enabled
+        state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        state.grad_enabled = self._prev
+
+    def __call__(self, fn: F) -> F:
+        mode = type(self)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_GradMode):
+    """Nothing computed inside is recorded (in this thread): for inference and updates."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Record again inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return state.grad_enabled
+
+
+class Tape:
+    """Records, in call order, every op on watched tensors while open.
+
+    Watched tensors are those with ``requires_grad=True`` and any passed to
+    :meth:`watch`. :meth:`gradient` replays the recorded list backwards. A tape made
+    with ``persistent=False`` computes one gradient and frees what it recorded; a
+    persistent one can be asked any number of times.
+    """
+
+    def __init__(self, persistent: bool = False) -> None:
+        self.persistent = persistent
+        self._entries: list[Entry] = []
+        self._watched: list[Tensor] = []
+        self._active = False
+        self._used = False
+
+    def __enter__(self) -> Tape:
+        if self._active:
+            raise RuntimeError("this Tape is already recording")
+        state.tapes.append(self)
+        self._active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        tapes = state.tapes
+        for i in range(len(tapes) - 1, -1, -1):
+            if tapes[i] is self:
+                del tapes[i]
+                break
+        self._active = False
+        for t in self._watched:
+            if t._node is WATCHED and not any(t in tp._watched for tp in tapes):
+                t._node = None
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The recorded entries, oldest first (the Wengert list)."""
+        return list(self._entries)
+
+    def watch(self, *tensors: Tensor | Iterable[Tensor]) -> None:
+        """Record ops on these tensors too, while this tape is open."""
+        if not self._active:
+            raise RuntimeError("Tape.watch() needs the tape to be open: call it inside "
+                               "`with tg.Tape() as tape:`")
+        for t in _flatten(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"Tape.watch() takes Tensors, got {type(t).__name__}")
+            if t.data.dtype.kind not in "fc":
+                raise TypeError(f"Tape.watch(): cannot watch a tensor of dtype {t.dtype}")
+            if t._node is None:
+                t._node = WATCHED
+            self._watched.append(t)
+
+    def gradient(self, target: Tensor, sources: Tensor | Iterable[Tensor],
+                 output_gradients: Any = None) -> Any:
+        """Gradient of ``target`` with respect to each source.
+
+        ``sources`` is a Tensor (returns one array) or a list of them (returns a list).
+        A source the target does not depend on gets zeros. When another tape is
+        recording, the gradient is recorded too and returned as Tensors, so that tape
+        can differentiate it again.
+        """
+        if self._used and not self.persistent:
+            raise RuntimeError(
+                "a non-persistent Tape can compute gradient() only once; make it with "
+                "tg.Tape(persistent=True) to ask for several gradients"
+            )
+        self._used = True
+        single = isinstance(sources, Tensor)
+        srcs = [sources] if single else list(_flatten([sources]))
+        for s in srcs:
+            if not isinstance(s, Tensor):
+                raise TypeError(f"Tape.gradient(): sources must be Tensors, got "
+                                f"{type(s).__name__}")
+        if not isinstance(target, Tensor):
+            raise TypeError(f"Tape.gradient(): target must be a Tensor, got "
+                            f"{type(target).__name__}")
+        recording = state.grad_enabled and any(t is not self for t in state.tapes)
+        grads: dict[Any, Any] = {}
+        kept: dict[Any, Any] = {}
+        node = target._node
+        if node is not None:
+            seed = make_seed(target, output_gradients, recording)
+            grads[_key(target)] = seed
+            keep = {s._node for s in srcs if type(s._node) is Entry}
+            retain = self.persistent or recording
+            replay(reversed(self._entries), grads, retain, recording,
+                   keep=keep or None, kept=kept)
+            if not retain:
+                self._entries = []
+        results = []
+        for s in srcs:
+            k = _key(s)
+            g = kept.get(k) if k in kept else grads.get(k)
+            if g is None:
+                g = np.zeros_like(s.data)
+            if recording:
+                if not isinstance(g, Tensor):
+                    g = _make(np.asarray(g), None)
+            elif isinstance(g, Tensor):
+                g = g.data
+            else:
+                g = np.asarray(g)
+            results.append(g)
+        return results[0] if single else results
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _key(t: Tensor) -> Any:
+    node = t._node
+    return node if type(node) is Entry else t
+
+
+def _flatten(items: Iterable[Any]) -> Iterable[Any]:
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
+__all__ = ["Tape", "no_grad", "enable_grad", "is_grad_enabled", "commit_leaves", "LEAF"]

@@ -1,0 +1,284 @@
+"""The Tensor: an ndarray plus what the tape needs to route gradients to it.
+
+This module knows no op by name. Arithmetic operators, ``.sum()``, ``.T`` and the other
+methods are bound onto :class:`Tensor` by the registry, from the ops that plugins
+declare (``OpDef(method=..., operators=..., properties=...)``).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import graph
+from .graph import LEAF, WATCHED, Entry
+
+_new = object.__new__
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it.
+
+    Build one with :func:`tensor`. ``data`` is the ndarray (returned as is, never
+    copied on read); ``grad`` is ``None`` until a backward pass reaches the tensor, then
+    an ndarray of the same shape and dtype that later passes add to.
+    """
+
+    __slots__ = ("data", "_node", "__dict__", "__weakref__")
+
+    # Defaults kept on the class so that creating a tensor sets two slots only.
+    grad: np.ndarray | Any | None = None
+    name: str | None = None
+    _hooks: list[Callable[[Any], Any]] | None = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
+                 name: str | None = None) -> None:
+        self.data = _to_data(data, dtype)
+        self._node = None
+        if requires_grad:
+            self.requires_grad = True
+        if name is not None:
+            self.name = name
+
+    # ------------------------------------------------------------ gradient tracking
+    @property
+    def requires_grad(self) -> bool:
+        """Whether ops on this tensor are recorded so gradients can flow back to it."""
+        node = self._node
+        return node is not None and node is not WATCHED
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if type(self._node) is Entry:
+            if not flag:
+                raise RuntimeError(
+                    "requires_grad can only be turned off on a leaf tensor; use .detach() "
+                    "to get a tensor cut from the graph"
+                )
+            return
+        if flag:
+            kind = self.data.dtype.kind
+            if kind not in "fc":
+                raise TypeError(
+                    f"requires_grad=True needs a floating-point tensor, got dtype "
+                    f"{self.data.dtype}; convert first, e.g. tg.tensor(x, dtype=float)"
+                )
+            self._node = LEAF
+        else:
+            self._node = None
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op."""
+        return type(self._node) is not Entry
+
+    def backward(self, grad: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Reverse pass from this tensor, accumulating into ``.grad`` of the leaves.
+
+        ``grad`` is the gradient of the final objective with respect to this tensor;
+        it may be left out only when the tensor holds exactly one element. Saved values
+        are freed as they are consumed unless ``retain_graph`` (implied by
+        ``create_graph``, which records the backward pass itself so that the
+        resulting ``.grad`` can be differentiated again).
+        """
+        from .backward import backward
+
+        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+
+    def register_hook(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``fn(grad)`` with the gradient flowing into this tensor during backward.
+
+        If ``fn`` returns something other than ``None`` it replaces the gradient.
+        Returns a function that removes the hook.
+        """
+        node = self._node
+        if node is None:
+            raise RuntimeError(
+                "cannot register a hook on a tensor that does not require grad"
+            )
+        if type(node) is Entry:
+            if node.hooks is None:
+                node.hooks = []
+            hooks = node.hooks
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(fn)
+
+        def remove() -> None:
+            if fn in hooks:
+                hooks.remove(fn)
+
+        return remove
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph."""
+        return _make(self.data, None)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``.grad = None``)."""
+        self.grad = None
+
+    # ------------------------------------------------------------ array protocol
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def item(self) -> Any:
+        """The single element as a Python number."""
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying ndarray (not a copy)."""
+        return self.data
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __index__(self) -> int:
+        return operator.index(self.data)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TypeError(
+            "Tensors are immutable: build a new tensor with ops (tg.ops.where, "
+            "concatenate, ...), or write into .data of a leaf when no graph uses it"
+        )
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        from .dispatch import array_of
+
+        return array_of(self, dtype, copy)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any):
+        from .dispatch import array_ufunc
+
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any):
+        from .dispatch import array_function
+
+        return array_function(func, args, kwargs)
+
+    # Comparisons are not differentiable: they return plain bool ndarrays.
+    def __lt__(self, other: Any) -> np.ndarray:
+        return self.data < _plain(other)
+
+    def __le__(self, other: Any) -> np.ndarray:
+        return self.data <= _plain(other)
+
+    def __gt__(self, other: Any) -> np.ndarray:
+        return self.data > _plain(other)
+
+    def __ge__(self, other: Any) -> np.ndarray:
+        return self.data >= _plain(other)
+
+    def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+        return self.data == _plain(other)
+
+    def __ne__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+        return self.data != _plain(other)
+
+    __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = []
+        if self.data.dtype != np.float64:
+            extra.append(f"dtype={self.data.dtype}")
+        if type(self._node) is Entry:
+            extra.append(f"op={self._node.op.name}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        if self.name is not None:
+            extra.append(f"name={self.name!r}")
+        if self.grad is not None:
+            g = np.asarray(self.grad)
+            extra.append("grad=" + np.array2string(g, separator=", ", prefix="grad="))
+        return "tensor(" + ", ".join([body, *extra]) + ")"
+
+
+# Names defined by Tensor itself; ops may not bind over them.
+CORE_ATTRIBUTES = frozenset(vars(Tensor)) | {"grad", "name", "requires_grad"}
+
+
+def _make(data: np.ndarray, node: Any) -> Tensor:
+    """Wrap an ndarray produced by an op (no validation, no copy)."""
+    t = _new(Tensor)
+    t.data = data
+    t._node = node
+    return t
+
+
+graph.bind_tensor_class(Tensor, _make)
+
+
+def _plain(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _to_data(data: Any, dtype: Any) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        arr = np.array(data, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"tg.tensor: cannot make a numeric array from {_short(data)}: {e}"
+        ) from None
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"tg.tensor: data must be numeric, got dtype {arr.dtype} from {_short(data)}"
+        )
+    return arr
+
+
+def _short(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None,
+           name: str | None = None) -> Tensor:
+    """Make a tensor from a number, a nested list, an ndarray or another tensor.
+
+    The data is copied (as ``np.array`` does), so later changes to the argument do not
+    reach the tensor. Python floats become float64; a float32 array stays float32.
+    ``requires_grad=True`` needs a floating-point dtype (``TypeError`` otherwise).
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+
+
+def is_tracked(x: Any) -> bool:
+    """Whether ``x`` is a tensor whose ops are being recorded."""
+    return isinstance(x, Tensor) and x._node is not None
