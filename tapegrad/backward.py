@@ -21,6 +21,8 @@ import numpy as np
 from . import graph
 from .errors import DifferentiabilityError, OpRuleError
 from .graph import LEAF, Entry, state
+
+ndarray = np.ndarray
 from .tensor import Tensor, _make
 
 _leaf_lock = threading.Lock()
@@ -45,9 +47,9 @@ class ShapeOf:
 
 
 def node_meta(node: Any) -> tuple[tuple[int, ...], np.dtype]:
-    if type(node) is Entry:
+    if node._is_entry:
         return node.shape, node.dtype
-    return node.data.shape, node.data.dtype
+    return node._data.shape, node._data.dtype
 
 
 # ----------------------------------------------------------------------- entry points
@@ -63,7 +65,7 @@ def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
             "computation had requires_grad=True (or it ran under tg.no_grad())"
         )
     seed = make_seed(t, grad, create_graph)
-    if node is not LEAF and type(node) is not Entry:  # a tensor only watched by a tape
+    if node is not LEAF and not isinstance(node, Entry):  # a tensor only watched by a tape
         return
     if node is LEAF:
         commit_leaves({t: seed}, create_graph)
@@ -76,28 +78,28 @@ def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
 def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
     """The gradient that starts a reverse pass from ``t``."""
     if grad is None:
-        if t.data.size != 1:
+        if t._data.size != 1:
             raise ValueError(
                 f"backward() without a gradient needs a tensor with exactly one element; "
-                f"this one has shape {t.data.shape}. Pass grad= of that shape (e.g. "
-                "np.ones_like(t.data)) or reduce first (t.sum())"
+                f"this one has shape {t._data.shape}. Pass grad= of that shape (e.g. "
+                "np.ones_like(t._data)) or reduce first (t.sum())"
             )
-        seed = np.ones_like(t.data)
+        seed = np.ones_like(t._data)
     else:
         if isinstance(grad, Tensor):
             if create_graph:
                 seed = grad
             else:
-                seed = grad.data
+                seed = grad._data
         else:
-            seed = np.asarray(grad, dtype=t.data.dtype)
-        if seed.shape != t.data.shape:
+            seed = np.asarray(grad, dtype=t._data.dtype)
+        if seed.shape != t._data.shape:
             raise ValueError(
                 f"backward(grad=...): grad has shape {seed.shape} but the tensor has "
-                f"shape {t.data.shape}"
+                f"shape {t._data.shape}"
             )
-        if not isinstance(seed, Tensor) and seed.dtype != t.data.dtype:
-            seed = seed.astype(t.data.dtype)
+        if not isinstance(seed, Tensor) and seed.dtype != t._data.dtype:
+            seed = seed.astype(t._data.dtype)
     if create_graph and not isinstance(seed, Tensor):
         seed = _make(seed, None)
     return seed
@@ -105,39 +107,30 @@ def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
 
 def replay_from(node: Entry, grads: dict[Any, Any], retain: bool,
                 create_graph: bool) -> None:
-    """Replay the entries ``node`` depends on, most recent first.
-
-    The heap holds the entries reached so far, keyed by call order: popping it reads
-    the tape backwards, skipping every entry the output does not depend on.
-    """
-    heap = [(-node.seq, node)]
-
-    def newest_first():
-        while heap:
-            yield heappop(heap)[1]
-
-    replay(newest_first(), grads, retain, create_graph, heap=heap)
+    """Replay every entry ``node`` depends on, most recent first."""
+    replay([(-node.seq, node)], grads, retain, create_graph)
 
 
-def replay(order: Any, grads: dict[Any, Any], retain: bool, create_graph: bool,
-           heap: list | None = None, keep: set | None = None,
+def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
+           tape: set | None = None, keep: set | None = None,
            kept: dict | None = None) -> None:
-    """Run the vjps of ``order`` (entries, newest first), routing gradients in ``grads``.
+    """Run the vjps of the entries reachable from ``heap``, newest first.
 
-    ``grads`` maps nodes to their gradient so far; it starts with the seeds. Newly
-    reached entries are pushed onto ``heap`` when one is given (see
-    :func:`replay_from`); an explicit tape passes its own list reversed instead.
-    Gradients of entries in ``keep`` are copied to ``kept`` (tape sources that are not
-    leaves).
+    ``heap`` holds ``(-seq, entry)`` pairs: popping it reads the tape backwards from
+    the most recent entry, and entries are pushed as gradients reach them, so entries
+    the output does not depend on are never visited. ``grads`` maps nodes to their
+    gradient so far and starts with the seeds. ``tape`` restricts the replay to the
+    entries of an explicit ``tg.Tape``. Gradients of entries in ``keep`` are copied to
+    ``kept`` (tape sources that are not leaves).
     """
     if create_graph:
         prev_enabled = state.grad_enabled
         state.grad_enabled = True
+    anomaly = graph.anomaly_flag
     try:
-        for e in order:
-            g = grads.pop(e, None)
-            if g is None:
-                continue
+        while heap:
+            e = heappop(heap)[1]
+            g = grads.pop(e)
             if keep is not None and e in keep:
                 kept[e] = g
             nodes = e.nodes
@@ -145,56 +138,82 @@ def replay(order: Any, grads: dict[Any, Any], retain: bool, create_graph: bool,
                 raise _freed_error(e)
             if e.hooks:
                 g = run_hooks(e.hooks, g)
-            if create_graph:
-                results = _vjp_recorded(e, g)
-            else:
-                results = _vjp_plain(e, g)
-            for i, n in enumerate(nodes):
-                if n is None:
-                    continue
-                gi = results[i]
-                if gi is None:
-                    continue
-                shape, dtype = node_meta(n)
-                gshape = getattr(gi, "shape", None)
-                if gshape != shape:
-                    if gshape is None:
-                        gi = np.asarray(gi)
-                    gi = unbroadcast(gi, shape, e, i)
-                if gi.dtype != dtype:
-                    gi = gi.astype(dtype)
-                prev = grads.get(n)
-                if prev is None:
-                    grads[n] = gi
-                    if heap is not None and type(n) is Entry:
-                        heappush(heap, (-n.seq, n))
+            op = e.op
+            per_input = False
+            try:
+                if create_graph:
+                    results = _vjp_recorded(e, g)
                 else:
-                    grads[n] = prev + gi
+                    inputs = e.inputs
+                    if inputs is None:
+                        inputs = _stand_ins(e)
+                    out = e.out
+                    params = e.params
+                    rule = op.vjp_rule
+                    if op.per_input:
+                        per_input = True
+                    else:
+                        results = rule(g, out, *inputs, **params)
+                        if type(results) is not tuple:
+                            if len(nodes) == 1 and type(results) is ndarray:
+                                results = (results,)
+                            else:
+                                results = _as_tuple(results, e)
+                        elif len(results) != len(nodes):
+                            results = _as_tuple(results, e)
+                i = -1
+                for n in nodes:
+                    i += 1
+                    if n is None:
+                        continue
+                    if per_input:
+                        f = rule[i]
+                        if f is None:
+                            continue
+                        gi = f(g, out, *inputs, **params)
+                    else:
+                        gi = results[i]
+                    if gi is None:
+                        continue
+                    if anomaly[0]:
+                        graph.check_finite(op, "vjp", gi, e.site)
+                    if n._is_entry:
+                        shape = n.shape
+                        dtype = n.dtype
+                    else:
+                        shape = n._data.shape
+                        dtype = n._data.dtype
+                    try:
+                        gshape = gi.shape
+                    except AttributeError:
+                        gi = np.asarray(gi)
+                        gshape = gi.shape
+                    if gshape != shape:
+                        gi = unbroadcast(gi, shape, e, i)
+                    if gi.dtype != dtype:
+                        gi = gi.astype(dtype)
+                    prev = grads.get(n)
+                    if prev is None:
+                        grads[n] = gi
+                        if n._is_entry and (tape is None or n in tape):
+                            heappush(heap, (-n.seq, n))
+                    else:
+                        grads[n] = prev + gi
+            except (OpRuleError, DifferentiabilityError, FloatingPointError):
+                raise
+            except Exception as exc:
+                raise _rule_failed(e, exc) from exc
             if not retain:
-                e.release()
+                if type(e) is Entry:
+                    e.nodes = e.inputs = e.out = None
+                else:
+                    e.release()
     finally:
         if create_graph:
             state.grad_enabled = prev_enabled
 
 
 # ----------------------------------------------------------------------- vjp calls
-
-
-def _vjp_plain(e: Entry, g: Any) -> tuple:
-    op = e.op
-    d = op.definition
-    inputs = e.inputs
-    if inputs is None:
-        inputs = _stand_ins(e)
-    try:
-        res = call_vjp(d.vjp, e.nodes, g, e.out, inputs, e.params)
-    except Exception as exc:
-        raise _rule_failed(e, exc) from exc
-    res = _as_tuple(res, e)
-    if graph.anomaly_flag[0]:
-        for r in res:
-            graph.check_finite(op, "vjp", r, e.site)
-    return res
 
 
 def _vjp_recorded(e: Entry, g: Any) -> tuple:
@@ -342,7 +361,7 @@ def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
     """Add the gradients that reached leaves with requires_grad into their ``.grad``."""
     with _leaf_lock:
         for n, g in grads.items():
-            if type(n) is Entry or n._node is not LEAF:
+            if n._is_entry or n._node is not LEAF:
                 continue
             if n._hooks:
                 g = run_hooks(n._hooks, g)
@@ -350,10 +369,10 @@ def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
                 n.grad = g if n.grad is None else n.grad + g
                 continue
             if isinstance(g, Tensor):
-                g = g.data
+                g = g._data
             old = n.grad
-            if old is None or isinstance(old, Tensor) or old.shape != n.data.shape:
-                n.grad = np.array(g, dtype=n.data.dtype, copy=True)
+            if old is None or isinstance(old, Tensor) or old.shape != n._data.shape:
+                n.grad = np.array(g, dtype=n._data.dtype, copy=True)
             elif old.flags.writeable:
                 old += g
             else:

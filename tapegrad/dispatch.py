@@ -59,7 +59,7 @@ def array_of(t: Tensor, dtype: Any = None, copy: Any = None) -> np.ndarray:
 
 def _unwrap(x: Any) -> Any:
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if type(x) in (list, tuple):
         return type(x)(_unwrap(v) for v in x)
     return x

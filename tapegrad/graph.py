@@ -47,6 +47,7 @@ class Entry:
 
     __slots__ = ("op", "nodes", "inputs", "out", "params", "seq", "shape", "dtype",
                  "hooks", "site", "__weakref__")
+    _is_entry = True  # nodes are entries or leaf tensors; this tells them apart fast
 
     def __init__(self, op, nodes, inputs, out, params, shape, dtype):
         self.op = op
@@ -69,6 +70,73 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"<Entry #{self.seq} {self.op.name} -> {self.shape}>"
+
+
+class LockingEntry(Entry):
+    """An entry that saved arrays the user can reach (leaf data, plain ndarrays).
+
+    Those arrays are made read-only while the entry may still need them, so an in-place
+    change between forward and backward fails loudly instead of silently corrupting the
+    gradient. They become writable again when the entry is released by a backward, or
+    when the graph is dropped.
+    """
+
+    __slots__ = ("locked",)
+
+    def release(self) -> None:
+        Entry.release(self)
+        locked, self.locked = self.locked, None
+        if locked:
+            unlock(locked)
+
+    def __del__(self) -> None:
+        if self.locked:
+            unlock(self.locked)
+
+
+_locks: dict[int, list] = {}  # id(array) -> [array, number of live entries saving it]
+_locks_mutex = threading.Lock()
+
+
+def lock(arrays: list[ndarray]) -> tuple[ndarray, ...]:
+    """Make ``arrays`` read-only (counting); return those this call locked or counted."""
+    taken = []
+    with _locks_mutex:
+        for a in arrays:
+            rec = _locks.get(id(a))
+            if rec is not None and rec[0] is a:
+                rec[1] += 1
+            elif a.flags.writeable:
+                a.flags.writeable = False
+                _locks[id(a)] = [a, 1]
+            else:
+                continue  # read-only already, by someone else: nothing to undo later
+            taken.append(a)
+    return tuple(taken)
+
+
+def unlock(arrays: tuple[ndarray, ...]) -> None:
+    with _locks_mutex:
+        for a in arrays:
+            rec = _locks.get(id(a))
+            if rec is None or rec[0] is not a:
+                continue
+            rec[1] -= 1
+            if rec[1] == 0:
+                del _locks[id(a)]
+                a.flags.writeable = True
+
+
+def _user_arrays(nodes: tuple, inputs: tuple) -> list[ndarray] | None:
+    """Saved inputs that are not results of recorded ops: the user may mutate them."""
+    found = None
+    for x, n in zip(inputs, nodes, strict=True):
+        if type(x) is ndarray and (n is None or not n._is_entry):
+            if found is None:
+                found = [x]
+            else:
+                found.append(x)
+    return found
 
 
 class _LeafMark:
@@ -176,20 +244,30 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
     st = state
     if not st.grad_enabled:
         return _make(out, None)
-    d = info.definition
-    keep = d.save_inputs
-    if keep is True or (keep == "shape" and any(n is None for n in nodes)):
-        saved_in = inputs  # untracked inputs keep their arrays: no node to read shapes from
+    keep = info.save_inputs
+    if keep is not True and not (keep == "shape" and _has_untracked(nodes)):
+        inputs = None  # (untracked inputs keep their arrays: no node to read shapes from)
+    mutable = _user_arrays(nodes, inputs) if inputs is not None else None
+    if mutable is None:
+        entry = Entry(info, nodes, inputs, out if info.save_out else None, params,
+                      out.shape, out.dtype)
     else:
-        saved_in = None
-    entry = Entry(info, nodes, saved_in, out if d.save_out else None, params,
-                  out.shape, out.dtype)
+        entry = LockingEntry(info, nodes, inputs, out if info.save_out else None, params,
+                             out.shape, out.dtype)
+        entry.locked = lock(mutable)
     if anomaly_flag[0]:
         entry.site = user_site()
     if st.tapes:
         for tape in st.tapes:
             tape._entries.append(entry)
     return _make(out, entry)
+
+
+def _has_untracked(nodes: tuple) -> bool:
+    for n in nodes:
+        if n is None:
+            return True
+    return False
 
 
 def make_caller(info: OpInfo) -> Callable[..., Tensor]:
@@ -220,6 +298,8 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             return make(out, None)
         return record(info, nodes, inputs, out, params)
 
+    # The one- and two-input callers inline `finish`: they run on every op call.
+
     if info.variadic:
 
         def call(xs, *extra, **params):
@@ -229,11 +309,11 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             tracked = False
             for i, x in enumerate(xs):
                 if isinstance(x, T):
-                    arrays.append(x.data)
+                    arrays.append(x._data)
                     n = x._node
                     if n is not None and differentiable:
                         tracked = True
-                        if type(n) is not Entry:
+                        if type(n) is _LeafMark:
                             n = x
                     nodes.append(n)
                 else:
@@ -248,42 +328,50 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
         def call(x, *extra, **params):
             params = resolve(extra, params) if extra or params else defaults
             if isinstance(x, T):
-                xd = x.data
+                xd = x._data
                 n = x._node
             else:
                 xd = as_input(x, info, 0)
                 n = None
             out = forward(xd, **params)
+            if type(out) is not ndarray:
+                out = _to_array(out, info)
+            if anomaly_flag[0]:
+                check_finite(info, "forward", out)
             if n is None or not differentiable:
-                return finish(out, None, None, params)
-            if type(n) is not Entry:
+                return make(out, None)
+            if type(n) is _LeafMark:
                 n = x
-            return finish(out, (n,), (xd,), params)
+            return record(info, (n,), (xd,), out, params)
 
     elif info.nargs == 2 and not nondiff:
 
         def call(a, b, *extra, **params):
             params = resolve(extra, params) if extra or params else defaults
             if isinstance(a, T):
-                ad = a.data
+                ad = a._data
                 an = a._node
-                if an is not None and type(an) is not Entry:
+                if type(an) is _LeafMark:
                     an = a
             else:
                 ad = as_input(a, info, 0)
                 an = None
             if isinstance(b, T):
-                bd = b.data
+                bd = b._data
                 bn = b._node
-                if bn is not None and type(bn) is not Entry:
+                if type(bn) is _LeafMark:
                     bn = b
             else:
                 bd = as_input(b, info, 1)
                 bn = None
             out = forward(ad, bd, **params)
+            if type(out) is not ndarray:
+                out = _to_array(out, info)
+            if anomaly_flag[0]:
+                check_finite(info, "forward", out)
             if (an is None and bn is None) or not differentiable:
-                return finish(out, None, None, params)
-            return finish(out, (an, bn), (ad, bd), params)
+                return make(out, None)
+            return record(info, (an, bn), (ad, bd), out, params)
 
     else:
         nargs = info.nargs
@@ -303,11 +391,11 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             tracked = False
             for i, x in enumerate(args):
                 if isinstance(x, T):
-                    arrays.append(x.data)
+                    arrays.append(x._data)
                     n = x._node
                     if n is not None and differentiable and i not in nondiff:
                         tracked = True
-                        if type(n) is not Entry:
+                        if type(n) is _LeafMark:
                             n = x
                     else:
                         n = None
@@ -330,7 +418,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
 
 def check_finite(info: OpInfo, stage: str, value: Any, site: str | None = None) -> None:
     """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only)."""
-    arr = value.data if isinstance(value, Tensor) else value
+    arr = value._data if isinstance(value, Tensor) else value
     if arr is None:
         return
     arr = _asarray(arr)

@@ -95,6 +95,14 @@ class OpInfo:
     call: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     plugin: str = ""
 
+    def __post_init__(self) -> None:
+        # Read on every replayed entry: plain attributes, not properties.
+        d = self.definition
+        self.vjp_rule = d.vjp
+        self.per_input = type(d.vjp) is tuple
+        self.save_inputs = d.save_inputs
+        self.save_out = d.save_out
+
     # Shortcuts to the definition, read by the engine on every recorded op.
     @property
     def forward(self) -> Callable[..., Any]:

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .backward import commit_leaves, make_seed, replay
-from .graph import LEAF, WATCHED, Entry, state
+from .backward import make_seed, replay
+from .graph import WATCHED, Entry, state
 from .tensor import Tensor, _make
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,10 +145,12 @@ class Tape:
         if node is not None:
             seed = make_seed(target, output_gradients, recording)
             grads[_key(target)] = seed
-            keep = {s._node for s in srcs if type(s._node) is Entry}
+            keep = {s._node for s in srcs if isinstance(s._node, Entry)}
             retain = self.persistent or recording
-            replay(reversed(self._entries), grads, retain, recording,
-                   keep=keep or None, kept=kept)
+            recorded = set(self._entries)
+            if isinstance(node, Entry) and node in recorded:
+                replay([(-node.seq, node)], grads, retain, recording, tape=recorded,
+                       keep=keep or None, kept=kept)
             if not retain:
                 self._entries = []
         results = []
@@ -173,7 +175,7 @@ class Tape:
 
 def _key(t: Tensor) -> Any:
     node = t._node
-    return node if type(node) is Entry else t
+    return node if isinstance(node, Entry) else t
 
 
 def _flatten(items: Iterable[Any]) -> Iterable[Any]:
@@ -183,5 +185,3 @@ def _flatten(items: Iterable[Any]) -> Iterable[Any]:
         else:
             yield item
 
-
-__all__ = ["Tape", "no_grad", "enable_grad", "is_grad_enabled", "commit_leaves", "LEAF"]

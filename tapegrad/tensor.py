@@ -27,8 +27,9 @@ class Tensor:
     an ndarray of the same shape and dtype that later passes add to.
     """
 
-    __slots__ = ("data", "_node", "__dict__", "__weakref__")
+    __slots__ = ("_data", "_node", "__dict__", "__weakref__")
 
+    _is_entry = False  # see graph.Entry._is_entry
     # Defaults kept on the class so that creating a tensor sets two slots only.
     grad: np.ndarray | Any | None = None
     name: str | None = None
@@ -36,12 +37,38 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
                  name: str | None = None) -> None:
-        self.data = _to_data(data, dtype)
+        self._data = _to_data(data, dtype)
         self._node = None
         if requires_grad:
             self.requires_grad = True
         if name is not None:
             self.name = name
+
+    @property
+    def data(self) -> np.ndarray:
+        """The ndarray (never a copy). Results of recorded ops are read-only: the graph
+        may have saved them for backward."""
+        d = self._data
+        if isinstance(self._node, Entry) and d.flags.writeable:
+            d.flags.writeable = False
+        return d
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if isinstance(self._node, Entry):
+            raise RuntimeError(
+                "cannot replace .data of a tensor produced by a recorded op; detach() it "
+                "or build a new tensor"
+            )
+        if value is self._data:
+            return  # an in-place update (x.data -= ...) that NumPy already allowed
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(f"Tensor.data must be a numeric ndarray, got dtype {arr.dtype}")
+        if self.requires_grad and arr.dtype.kind not in "fc":
+            raise TypeError(f"Tensor.data of a tensor that requires grad must be floating, "
+                            f"got dtype {arr.dtype}")
+        self._data = arr
 
     # ------------------------------------------------------------ gradient tracking
     @property
@@ -52,7 +79,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
-        if type(self._node) is Entry:
+        if isinstance(self._node, Entry):
             if not flag:
                 raise RuntimeError(
                     "requires_grad can only be turned off on a leaf tensor; use .detach() "
@@ -60,11 +87,11 @@ class Tensor:
                 )
             return
         if flag:
-            kind = self.data.dtype.kind
+            kind = self._data.dtype.kind
             if kind not in "fc":
                 raise TypeError(
                     f"requires_grad=True needs a floating-point tensor, got dtype "
-                    f"{self.data.dtype}; convert first, e.g. tg.tensor(x, dtype=float)"
+                    f"{self._data.dtype}; convert first, e.g. tg.tensor(x, dtype=float)"
                 )
             self._node = LEAF
         else:
@@ -73,7 +100,7 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         """True for tensors not produced by a recorded op."""
-        return type(self._node) is not Entry
+        return not isinstance(self._node, Entry)
 
     def backward(self, grad: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -100,7 +127,7 @@ class Tensor:
             raise RuntimeError(
                 "cannot register a hook on a tensor that does not require grad"
             )
-        if type(node) is Entry:
+        if isinstance(node, Entry):
             if node.hooks is None:
                 node.hooks = []
             hooks = node.hooks
@@ -118,7 +145,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, cut from the graph."""
-        return _make(self.data, None)
+        return _make(self._data, None)
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``.grad = None``)."""
@@ -127,47 +154,47 @@ class Tensor:
     # ------------------------------------------------------------ array protocol
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def item(self) -> Any:
         """The single element as a Python number."""
-        return self.data.item()
+        return self._data.item()
 
     def numpy(self) -> np.ndarray:
         """The underlying ndarray (not a copy)."""
-        return self.data
+        return self._data
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self._data)
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self._data)
 
     def __index__(self) -> int:
-        return operator.index(self.data)
+        return operator.index(self._data)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         raise TypeError(
@@ -192,31 +219,31 @@ class Tensor:
 
     # Comparisons are not differentiable: they return plain bool ndarrays.
     def __lt__(self, other: Any) -> np.ndarray:
-        return self.data < _plain(other)
+        return self._data < _plain(other)
 
     def __le__(self, other: Any) -> np.ndarray:
-        return self.data <= _plain(other)
+        return self._data <= _plain(other)
 
     def __gt__(self, other: Any) -> np.ndarray:
-        return self.data > _plain(other)
+        return self._data > _plain(other)
 
     def __ge__(self, other: Any) -> np.ndarray:
-        return self.data >= _plain(other)
+        return self._data >= _plain(other)
 
     def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
-        return self.data == _plain(other)
+        return self._data == _plain(other)
 
     def __ne__(self, other: Any) -> np.ndarray:  # type: ignore[override]
-        return self.data != _plain(other)
+        return self._data != _plain(other)
 
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = []
-        if self.data.dtype != np.float64:
-            extra.append(f"dtype={self.data.dtype}")
-        if type(self._node) is Entry:
+        if self._data.dtype != np.float64:
+            extra.append(f"dtype={self._data.dtype}")
+        if isinstance(self._node, Entry):
             extra.append(f"op={self._node.op.name}")
         elif self.requires_grad:
             extra.append("requires_grad=True")
@@ -235,7 +262,7 @@ CORE_ATTRIBUTES = frozenset(vars(Tensor)) | {"grad", "name", "requires_grad"}
 def _make(data: np.ndarray, node: Any) -> Tensor:
     """Wrap an ndarray produced by an op (no validation, no copy)."""
     t = _new(Tensor)
-    t.data = data
+    t._data = data
     t._node = node
     return t
 
@@ -244,12 +271,12 @@ graph.bind_tensor_class(Tensor, _make)
 
 
 def _plain(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _to_data(data: Any, dtype: Any) -> np.ndarray:
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     try:
         arr = np.array(data, dtype=dtype, copy=True)
     except (TypeError, ValueError) as e:
