@@ -239,15 +239,23 @@ def _to_array(out: Any, info: OpInfo) -> ndarray:
     return arr
 
 
-def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict) -> Tensor:
-    """Append one entry for a call whose inputs are tracked; return the output tensor."""
+def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict,
+           mutable: bool = True) -> Tensor:
+    """Append one entry for a call whose inputs are tracked; return the output tensor.
+
+    ``mutable`` is False when the caller knows no input is a user-reachable array
+    (all are results of recorded ops, or scalars): nothing to protect then.
+    """
     st = state
     if not st.grad_enabled:
         return _make(out, None)
     keep = info.save_inputs
     if keep is not True and not (keep == "shape" and _has_untracked(nodes)):
         inputs = None  # (untracked inputs keep their arrays: no node to read shapes from)
-    mutable = _user_arrays(nodes, inputs) if inputs is not None else None
+    if mutable and inputs is not None:
+        mutable = _user_arrays(nodes, inputs)
+    else:
+        mutable = None
     if mutable is None:
         entry = Entry(info, nodes, inputs, out if info.save_out else None, params,
                       out.shape, out.dtype)
@@ -330,6 +338,9 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if isinstance(x, T):
                 xd = x._data
                 n = x._node
+            elif type(x) is ndarray:
+                xd = x
+                n = None
             else:
                 xd = as_input(x, info, 0)
                 n = None
@@ -341,8 +352,8 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if n is None or not differentiable:
                 return make(out, None)
             if type(n) is _LeafMark:
-                n = x
-            return record(info, (n,), (xd,), out, params)
+                return record(info, (x,), (xd,), out, params, type(xd) is ndarray)
+            return record(info, (n,), (xd,), out, params, False)
 
     elif info.nargs == 2 and not nondiff:
 
@@ -354,7 +365,8 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 if type(an) is _LeafMark:
                     an = a
             else:
-                ad = as_input(a, info, 0)
+                ta = type(a)
+                ad = a if ta is float or ta is int or ta is ndarray else as_input(a, info, 0)
                 an = None
             if isinstance(b, T):
                 bd = b._data
@@ -362,7 +374,8 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 if type(bn) is _LeafMark:
                     bn = b
             else:
-                bd = as_input(b, info, 1)
+                tb = type(b)
+                bd = b if tb is float or tb is int or tb is ndarray else as_input(b, info, 1)
                 bn = None
             out = forward(ad, bd, **params)
             if type(out) is not ndarray:
@@ -371,7 +384,9 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 check_finite(info, "forward", out)
             if (an is None and bn is None) or not differentiable:
                 return make(out, None)
-            return record(info, (an, bn), (ad, bd), out, params)
+            mutable = ((type(ad) is ndarray and (an is None or not an._is_entry))
+                       or (type(bd) is ndarray and (bn is None or not bn._is_entry)))
+            return record(info, (an, bn), (ad, bd), out, params, mutable)
 
     else:
         nargs = info.nargs

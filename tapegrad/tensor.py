@@ -174,7 +174,7 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The underlying ndarray (not a copy)."""
-        return self._data
+        return self.data
 
     def tolist(self) -> Any:
         return self._data.tolist()
