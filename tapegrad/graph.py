@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import OpRuleError
+from .errors import OpRuleError, TapegradError
 
 if TYPE_CHECKING:
     from .opdef import OpInfo
@@ -200,6 +200,38 @@ def as_input(x: Any, info: OpInfo, pos: int) -> Any:
     )
 
 
+_op_error_classes: dict[type, type] = {}
+
+
+def forward_failed(info: OpInfo, exc: Exception, inputs: tuple, params: dict) -> Exception:
+    """``exc`` from an op's forward, re-raised naming the op, its source and the inputs.
+
+    The new exception is still an instance of the original type (a ValueError stays a
+    ValueError) and of TapegradError.
+    """
+    if isinstance(exc, TapegradError):
+        return exc
+    shapes = ", ".join(str(getattr(x, "shape", type(x).__name__)) for x in inputs)
+    shown = {k: v for k, v in params.items() if info.params.get(k, _NO) is not v}
+    extra = f" and params {shown}" if shown else ""
+    msg = (f"op {info.name!r} (from {info.source}) failed on inputs of shape {shapes}"
+           f"{extra}: {type(exc).__name__}: {exc}")
+    cls = _op_error_classes.get(type(exc))
+    if cls is None:
+        try:
+            cls = type(f"Op{type(exc).__name__}", (TapegradError, type(exc)), {
+                "__init__": lambda self, m: BaseException.__init__(self, m),
+                "__str__": lambda self: str(self.args[0]),
+            })
+        except TypeError:  # an exception type that cannot be subclassed this way
+            cls = OpRuleError
+        _op_error_classes[type(exc)] = cls
+    return cls(msg)
+
+
+_NO = object()
+
+
 def _bind_positional(info: OpInfo, extra: tuple, params: dict) -> dict:
     names = list(info.params)
     if len(extra) > len(names):
@@ -328,7 +360,10 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                     arrays.append(as_input(x, info, i))
                     nodes.append(None)
             inputs = tuple(arrays)
-            out = forward(inputs, **params)
+            try:
+                out = forward(inputs, **params)
+            except Exception as exc:
+                raise forward_failed(info, exc, inputs, params) from exc
             return finish(out, tuple(nodes) if tracked else None, inputs, params)
 
     elif info.nargs == 1 and not nondiff:
@@ -344,7 +379,10 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             else:
                 xd = as_input(x, info, 0)
                 n = None
-            out = forward(xd, **params)
+            try:
+                out = forward(xd, **params)
+            except Exception as exc:
+                raise forward_failed(info, exc, (xd,), params) from exc
             if type(out) is not ndarray:
                 out = _to_array(out, info)
             if anomaly_flag[0]:
@@ -377,7 +415,10 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 tb = type(b)
                 bd = b if tb is float or tb is int or tb is ndarray else as_input(b, info, 1)
                 bn = None
-            out = forward(ad, bd, **params)
+            try:
+                out = forward(ad, bd, **params)
+            except Exception as exc:
+                raise forward_failed(info, exc, (ad, bd), params) from exc
             if type(out) is not ndarray:
                 out = _to_array(out, info)
             if anomaly_flag[0]:
@@ -419,7 +460,10 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                     arrays.append(as_input(x, info, i))
                     nodes.append(None)
             inputs = tuple(arrays)
-            out = forward(*inputs, **params)
+            try:
+                out = forward(*inputs, **params)
+            except Exception as exc:
+                raise forward_failed(info, exc, inputs, params) from exc
             return finish(out, tuple(nodes) if tracked else None, inputs, params)
 
     call.__name__ = call.__qualname__ = info.name
