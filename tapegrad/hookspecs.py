@@ -36,7 +36,8 @@ def tapegrad_spec_files() -> Iterable[str | os.PathLike[str]]:
     """Hand over YAML op spec files.
 
     Takes no arguments. Returns an iterable of paths to YAML files in the format that
-    ``tg.load_spec`` reads. Spec files are compiled after every plugin's Python ops are
-    registered, so their formulas may call any of them (and ops of earlier spec files).
-    An invalid file raises :class:`tapegrad.SpecError` naming the file.
+    ``tg.load_spec`` reads. A plugin's spec files are compiled after its own Python ops,
+    so their formulas may call those, and every op of plugins registered before it.
+    An invalid file raises :class:`tapegrad.SpecError` naming the file (for an installed
+    plugin, the file is skipped with a warning instead).
     """

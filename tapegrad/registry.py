@@ -37,7 +37,7 @@ DEFAULT_PLUGINS = (
     "tapegrad.builtins.arithmetic",
     "tapegrad.builtins.reductions",
     "tapegrad.builtins.shaping",
-    "tapegrad.builtins.elementwise",
+    "tapegrad.builtins.nn_ops",
     "tapegrad.builtins.specs",
 )
 
@@ -114,9 +114,12 @@ class Registry:
 
     def register(self, plugin: Any, name: str | None = None) -> str:
         """Register ``plugin`` and rebuild; on any problem leave the registry as it was."""
+        before = set(self.pm.get_plugins())
         try:
             name = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
+            if plugin not in before and self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)  # pluggy leaves it half-registered
             raise PluginError(_describe(exc)) from exc
         except ValueError as exc:
             raise PluginError(f"cannot register plugin: {exc}") from exc
@@ -138,48 +141,68 @@ class Registry:
         self.rebuild(strict=False)
 
     # ------------------------------------------------------------------ building
-    def collect(self) -> tuple[list[tuple[OpDef, str, str]], list[str]]:
-        """All op definitions in registration order: (definition, source, plugin)."""
-        found: list[tuple[OpDef, str, str]] = []
-        for impl in self.pm.hook.tapegrad_ops.get_hookimpls():
-            plugin = impl.plugin_name
-            for op in _call_hook(impl, plugin):
-                if not isinstance(op, OpDef):
-                    raise PluginError(
-                        f"plugin {plugin!r}: tapegrad_ops returned {op!r} "
-                        f"({type(op).__name__}), expected tapegrad.OpDef instances"
-                    )
-                found.append((op, plugin, plugin))
-        spec_files: list[tuple[Path, str]] = []
-        for impl in self.pm.hook.tapegrad_spec_files.get_hookimpls():
-            spec_files += [(Path(p), impl.plugin_name) for p in _call_hook(impl, impl.plugin_name)]
-        return found, spec_files  # type: ignore[return-value]
+    def contributions(self) -> list[tuple[str, list[OpDef], list[Path]]]:
+        """Per plugin, in registration order: its Python ops and its spec files."""
+        op_impls = {i.plugin_name: i for i in self.pm.hook.tapegrad_ops.get_hookimpls()}
+        spec_impls = {i.plugin_name: i for i in self.pm.hook.tapegrad_spec_files.get_hookimpls()}
+        found = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:  # blocked
+                continue
+            ops: list[OpDef] = []
+            if name in op_impls:
+                for op in _call_hook(op_impls[name], name):
+                    if not isinstance(op, OpDef):
+                        raise PluginError(
+                            f"plugin {name!r}: tapegrad_ops returned {op!r} "
+                            f"({type(op).__name__}), expected tapegrad.OpDef instances"
+                        )
+                    ops.append(op)
+            specs = []
+            if name in spec_impls:
+                specs = [Path(p) for p in _call_hook(spec_impls[name], name)]
+            found.append((name, ops, specs))
+        return found
 
     def rebuild(self, strict: bool) -> None:
         """Rebuild the op table from the registered plugins.
 
-        A clash (two ops of one name, two ops binding one Tensor attribute) keeps the
-        first and raises :class:`PluginError` when ``strict``, or records a warning.
+        Plugins are taken in registration order, each with its Python ops first, then
+        its spec files (whose formulas may call the ops of earlier plugins and the
+        plugin's own). On a clash (two ops of one name, two ops binding one Tensor
+        attribute) the first one stays. A problem that was not there before raises
+        :class:`PluginError` when ``strict`` (a run-time registration), leaving the
+        table as it was, or is warned about once (loading installed plugins). An invalid
+        spec file raises when ``strict``; otherwise it is skipped with a warning, so one
+        broken installed plugin cannot break ``import tapegrad``.
         """
-        python_ops, spec_files = self.collect()
+        from .errors import SpecError
+
         table: dict[str, OpInfo] = {}
         problems: list[str] = []
-        for op, source, plugin in python_ops:
-            self._add(table, op, source, plugin, problems)
-        if spec_files:
-            from .spec import compile_spec_file
+        for plugin, ops, spec_files in self.contributions():
+            for op in ops:
+                self._add(table, op, plugin, plugin, problems)
+            for path in spec_files:
+                from .spec import compile_spec_file
 
-            for path, plugin in spec_files:
-                for op in compile_spec_file(path, table):
+                try:
+                    compiled = compile_spec_file(path, table)
+                except SpecError as exc:
+                    if strict and not any(str(path) in p for p in self.problems):
+                        raise
+                    problems.append(f"spec file {path} (plugin {plugin!r}) is skipped: {exc}")
+                    continue
+                for op in compiled:
                     self._add(table, op, str(path), plugin, problems)
         bound = self._bind(table, problems)
+        new = [p for p in problems if p not in self.problems]
+        if strict and new:
+            raise PluginError("; ".join(new))
         self._install(table, bound)
-        if problems:
-            self.problems = problems
-            if strict:
-                raise PluginError("; ".join(problems))
-            for p in problems:
-                warnings.warn(f"tapegrad: {p}", stacklevel=3)
+        self.problems = problems
+        for p in new:
+            warnings.warn(f"tapegrad: {p}", stacklevel=3)
 
     def _add(self, table: dict[str, OpInfo], op: OpDef, source: str, plugin: str,
              problems: list[str]) -> None:
