@@ -21,9 +21,9 @@ import numpy as np
 from . import graph
 from .errors import DifferentiabilityError, OpRuleError
 from .graph import LEAF, Entry, state
+from .tensor import Tensor, _make
 
 ndarray = np.ndarray
-from .tensor import Tensor, _make
 
 _leaf_lock = threading.Lock()
 

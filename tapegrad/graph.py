@@ -115,6 +115,9 @@ def lock(arrays: list[ndarray]) -> tuple[ndarray, ...]:
     return tuple(taken)
 
 
+_pending: list[ndarray] = []  # unlocked views whose base was still read-only
+
+
 def unlock(arrays: tuple[ndarray, ...]) -> None:
     with _locks_mutex:
         for a in arrays:
@@ -124,7 +127,20 @@ def unlock(arrays: tuple[ndarray, ...]) -> None:
             rec[1] -= 1
             if rec[1] == 0:
                 del _locks[id(a)]
-                a.flags.writeable = True
+                _pending.append(a)
+        while _pending:  # bases before their views: repeat while something unlocks
+            left = [a for a in _pending if not _make_writeable(a)]
+            if len(left) == len(_pending):
+                break
+            _pending[:] = left
+
+
+def _make_writeable(a: ndarray) -> bool:
+    try:
+        a.flags.writeable = True
+    except ValueError:  # a view of an array that is itself still locked: retry later
+        return False
+    return True
 
 
 def _user_arrays(nodes: tuple, inputs: tuple) -> list[ndarray] | None:

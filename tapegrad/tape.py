@@ -92,7 +92,8 @@ class Tape:
                 break
         self._active = False
         for t in self._watched:
-            if t._node is WATCHED and not any(t in tp._watched for tp in tapes):
+            if t._node is WATCHED and not any(any(w is t for w in tp._watched)
+                                               for tp in tapes):
                 t._node = None
 
     @property
@@ -171,6 +172,21 @@ class Tape:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def to_dot(self, title: str = "tape") -> str:
+        """Graphviz DOT text of the recorded entries (see :func:`tapegrad.to_dot`)."""
+        from .dot import tape_to_dot
+
+        return tape_to_dot(self._entries, title)
+
+    def __str__(self) -> str:
+        """The Wengert list: one ``v3 = mul(v1, v2)`` line per recorded op call."""
+        from .dot import wengert
+
+        state = "persistent" if self.persistent else "non-persistent"
+        head = f"Tape({state}, {len(self._entries)} entries)"
+        body = wengert(self._entries)
+        return f"{head}\n{body}" if body else head
 
 
 def _key(t: Tensor) -> Any:
