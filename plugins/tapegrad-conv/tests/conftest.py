@@ -1,0 +1,25 @@
+"""Make the plugin's ops available whether or not the distribution is installed.
+
+Installed (``pip install ./plugins/tapegrad-conv``): the entry point registered it when
+tapegrad was imported. Not installed: put ``src`` on the path and register the plugin
+module at run time under the same name, so the tests below run either way.
+"""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
+CHECKOUT = HERE.parents[2]  # the tapegrad checkout this plugin lives in
+
+try:
+    import tapegrad as tg
+except ImportError:  # run from a checkout where tapegrad is not installed
+    sys.path.insert(0, str(CHECKOUT))
+    import tapegrad as tg
+
+if not tg.plugin_manager().has_plugin("conv"):
+    sys.path.insert(0, str(SRC))
+    import tapegrad_conv.plugin
+
+    tg.register_plugin(tapegrad_conv.plugin, name="conv")
