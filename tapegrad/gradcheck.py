@@ -63,26 +63,49 @@ def _tolerances(dtype: np.dtype, rtol: float | None, atol: float | None) -> tupl
 
 
 def compare(analytic: np.ndarray, numeric: np.ndarray, what: str, rtol: float,
-            atol: float) -> None:
-    """Raise GradcheckError naming the worst element if the two disagree."""
+            atol: float, argnum: int | None = None) -> None:
+    """Raise GradcheckError if the two disagree beyond ``atol + rtol * |numeric|``.
+
+    The message (and the error's attributes ``argument``, ``index``, ``abs_error``,
+    ``abs_index``, ``rel_error``, ``rel_index``) gives the largest absolute error, the
+    largest relative error (``|a - n| / max(|a|, |n|)`` over elements above ``atol``),
+    where each occurs, and the worst failing element.
+    """
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     if analytic.shape != numeric.shape:
-        raise GradcheckError(f"{what}: gradient has shape {analytic.shape}, expected "
+        exc = GradcheckError(f"{what}: gradient has shape {analytic.shape}, expected "
                              f"{numeric.shape}")
+        exc.argument, exc.index = argnum, None
+        raise exc
     err = np.abs(analytic - numeric)
     bad = err > atol + rtol * np.abs(numeric)
     if not np.isfinite(analytic).all() and np.isfinite(numeric).all():
         bad |= ~np.isfinite(analytic)
-    if bad.any():
-        idx = np.unravel_index(int(np.argmax(np.where(bad, err, -1))), err.shape)
-        rel = err[idx] / max(abs(numeric[idx]), 1e-300)
-        raise GradcheckError(
-            f"{what}: gradients disagree at index {tuple(int(i) for i in idx)}: analytic "
-            f"{analytic[idx]:.6g}, numerical {numeric[idx]:.6g} (abs error "
-            f"{err[idx]:.3g}, rel error {rel:.3g}; {int(bad.sum())} of {bad.size} "
-            "elements off)"
-        )
+        err = np.where(np.isfinite(err), err, np.inf)
+    if not bad.any():
+        return
+
+    def where(flat: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(flat, err.shape))
+
+    idx = where(int(np.argmax(np.where(bad, err, -1))))
+    abs_idx = where(int(np.argmax(err)))
+    scale = np.maximum(np.abs(analytic), np.abs(numeric))
+    rel = np.where(scale > atol, err / np.where(scale > 0, scale, 1.0), 0.0)
+    rel_idx = where(int(np.argmax(rel)))
+    arg = "" if argnum is None else f"argument {argnum}, "
+    exc = GradcheckError(
+        f"{what}: gradients disagree ({int(bad.sum())} of {bad.size} elements off). Worst "
+        f"at {arg}index {idx}: analytic {analytic[idx]:.6g}, numerical "
+        f"{numeric[idx]:.6g}. Largest abs error {err[abs_idx]:.3g} at index {abs_idx}; "
+        f"largest rel error {rel[rel_idx]:.3g} at index {rel_idx} "
+        f"(rtol={rtol:g}, atol={atol:g})"
+    )
+    exc.argument, exc.index = argnum, idx
+    exc.abs_error, exc.abs_index = float(err[abs_idx]), abs_idx
+    exc.rel_error, exc.rel_index = float(rel[rel_idx]), rel_idx
+    raise exc
 
 
 def reverse_grads(f: Callable[..., Any], args: list[Any], argnums: Iterable[int],
@@ -101,16 +124,52 @@ def reverse_grads(f: Callable[..., Any], args: list[Any], argnums: Iterable[int]
     return out, grads
 
 
+def forward_grads(f: Callable[..., Any], args: list[Any], i: int,
+                  nums: list[int]) -> np.ndarray:
+    """Forward-mode gradient of scalar ``f`` with respect to argument ``i``.
+
+    One ``tg.jvp`` per element of the argument, each with a basis tangent: the result
+    is comparable element by element with :func:`numerical_grad`.
+    """
+    from .forward_mode import jvp
+
+    def partial(*xs: Any) -> Any:
+        call = list(args)
+        for j, x in zip(nums, xs, strict=True):
+            call[j] = x
+        return f(*call)
+
+    primals = [_as_float(args[j]) for j in nums]
+    base = primals[nums.index(i)]
+    out = np.zeros(base.shape, dtype=np.float64)
+    flat = out.reshape(-1)
+    for k in range(base.size):
+        e = np.zeros(base.shape, dtype=base.dtype)
+        e.reshape(-1)[k] = 1
+        tangents = [e if j == i else None for j in nums]
+        _, t = jvp(partial, primals, tangents)
+        flat[k] = float(np.asarray(t.data if isinstance(t, Tensor) else t).reshape(()))
+    return out
+
+
 def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | None = None,
                 rtol: float | None = None, atol: float | None = None,
-                argnums: Iterable[int] | None = None, name: str = "f") -> None:
-    """Compare reverse-mode gradients of ``f`` with central finite differences.
+                argnums: Iterable[int] | None = None, name: str = "f",
+                modes: Iterable[str] = ("rev", "fwd")) -> None:
+    """Compare the engine's gradients of ``f`` with central finite differences.
 
     ``f`` takes Tensors and returns a Tensor of any shape; it is checked through the
     scalar ``sum(f(*args) * probe)`` with a fixed random ``probe``, so every output
-    element counts. ``order=2`` also checks the gradient of that gradient. Raises
-    :class:`GradcheckError` with the largest error, the argument and the index.
+    element counts. ``modes``: ``"rev"`` checks reverse mode (backward), ``"fwd"``
+    forward mode (``tg.jvp``, one basis tangent per element). ``order=2`` also checks
+    the gradient of that gradient (reverse-over-reverse and forward-over-reverse), and
+    so on. Raises :class:`GradcheckError` with the largest absolute and relative
+    errors, the argument and the index.
     """
+    modes = tuple(modes)
+    unknown = set(modes) - {"rev", "fwd"}
+    if unknown:
+        raise ValueError(f"check_grads: unknown mode(s) {sorted(unknown)}; use 'rev', 'fwd'")
     args = list(args)
     nums = list(range(len(args)) if argnums is None else argnums)
     nums = [i for i in nums if np.asarray(_as_float(args[i])).dtype.kind in "fc"
@@ -130,11 +189,19 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
     def objective(*xs: Any) -> Any:
         return (f(*xs) * probe).sum()
 
-    _, analytic = reverse_grads(objective, args, nums)
-    for i, g in zip(nums, analytic, strict=True):
-        numeric = numerical_grad(objective, args[i], *[a for j, a in enumerate(args) if j != i],
-                                 argnum=i, eps=eps)
-        compare(g, numeric, f"{name}: gradient w.r.t. argument {i}", rt, at)
+    numeric = {i: numerical_grad(objective, args[i], *[a for j, a in enumerate(args)
+                                                       if j != i], argnum=i, eps=eps)
+               for i in nums}
+    if "rev" in modes:
+        _, analytic = reverse_grads(objective, args, nums)
+        for i, g in zip(nums, analytic, strict=True):
+            compare(g, numeric[i], f"{name}: reverse-mode gradient w.r.t. argument {i}",
+                    rt, at, argnum=i)
+    if "fwd" in modes:
+        for i in nums:
+            g = forward_grads(objective, args, i, nums)
+            compare(g, numeric[i], f"{name}: forward-mode gradient w.r.t. argument {i}",
+                    rt, at, argnum=i)
     if order >= 2:
         for i in nums:
             def first(*xs: Any, i: int = i) -> Any:
@@ -142,7 +209,8 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
 
                 return grad_transform(objective, argnums=i, _as_tensor=True)(*xs)
             check_grads(first, *args, order=order - 1, eps=eps, rtol=rtol, atol=atol,
-                        argnums=nums, name=f"{name} (order {order}, d/d arg {i})")
+                        argnums=nums, name=f"{name} (order {order}, d/d arg {i})",
+                        modes=modes)
 
 
 # ------------------------------------------------------------------ op samples
@@ -165,8 +233,10 @@ def op_samples(info: OpInfo, rng: np.random.Generator | None = None) -> list[Sam
 
 
 def check_op(info: OpInfo, order: int = 1, rng: np.random.Generator | None = None,
-             rtol: float | None = None, atol: float | None = None) -> None:
-    """Gradient-check one registered op on each of its samples."""
+             rtol: float | None = None, atol: float | None = None,
+             modes: Iterable[str] = ("rev",)) -> None:
+    """Gradient-check one registered op on each of its samples (``modes``: see
+    :func:`check_grads`; reverse mode only by default)."""
     for k, (inputs, params) in enumerate(op_samples(info, rng)):
         if info.variadic:
             seq = list(inputs[0])
@@ -174,7 +244,7 @@ def check_op(info: OpInfo, order: int = 1, rng: np.random.Generator | None = Non
             def f(*xs: Any, params: dict = params) -> Any:
                 return info.call(list(xs), **params)
 
-            check_grads(f, *seq, order=order, rtol=rtol, atol=atol,
+            check_grads(f, *seq, order=order, rtol=rtol, atol=atol, modes=modes,
                         name=f"op {info.name!r} ({info.source}) sample {k}")
             continue
         diff = [i for i in range(len(inputs)) if i not in info.definition.nondiff
@@ -183,5 +253,100 @@ def check_op(info: OpInfo, order: int = 1, rng: np.random.Generator | None = Non
         def g(*xs: Any, params: dict = params) -> Any:
             return info.call(*xs, **params)
 
-        check_grads(g, *inputs, order=order, rtol=rtol, atol=atol, argnums=diff,
+        check_grads(g, *inputs, order=order, rtol=rtol, atol=atol, argnums=diff, modes=modes,
                     name=f"op {info.name!r} ({info.source}) sample {k}")
+
+
+# ------------------------------------------------------------------ error report
+
+
+class OpCheckResult:
+    """What :func:`op_errors` measured for one op: the largest errors and any failures.
+
+    ``max_abs``: largest ``|analytic - numerical|`` over every sample and input.
+    ``max_rel``: largest ``|analytic - numerical| / max(|analytic|, |numerical|)`` over
+    the elements larger than the absolute tolerance. ``failures``: one message per
+    sample/input that is off (the :class:`GradcheckError` text) or whose rules raised.
+    """
+
+    def __init__(self, info: OpInfo) -> None:
+        self.info = info
+        self.samples = 0
+        self.max_abs = 0.0
+        self.max_rel = 0.0
+        self.failures: list[str] = []
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def op_errors(info: OpInfo, rng: np.random.Generator | None = None,
+              rtol: float | None = None, atol: float | None = None) -> OpCheckResult:
+    """Like :func:`check_op` (first order), but measure instead of raising on the first error.
+
+    Every sample and input is checked against central finite differences with the same
+    probe and tolerances as :func:`check_grads`; an exception from the op's rules is
+    recorded as a failure, not raised.
+    """
+    res = OpCheckResult(info)
+    try:
+        samples = op_samples(info, rng)
+    except Exception as exc:  # a broken samples= callable is the op's failure
+        res.failures.append(f"op {info.name!r}: samples raised {type(exc).__name__}: {exc}")
+        return res
+    for k, (inputs, params) in enumerate(samples):
+        res.samples += 1
+        name = f"op {info.name!r} sample {k}"
+        if info.variadic:
+            args = list(inputs[0])
+            nums = list(range(len(args)))
+
+            def f(*xs: Any, params: dict = params) -> Any:
+                return info.call(list(xs), **params)
+        else:
+            args = list(inputs)
+            nums = [i for i in range(len(args)) if i not in info.definition.nondiff]
+
+            def f(*xs: Any, params: dict = params) -> Any:
+                return info.call(*xs, **params)
+        nums = [i for i in nums if isinstance(args[i], np.ndarray) and args[i].dtype.kind == "f"]
+        if not nums:
+            continue
+        try:
+            _measure(f, args, nums, res, name, rtol, atol)
+        except Exception as exc:
+            res.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    return res
+
+
+def _measure(f: Callable[..., Any], args: list[Any], nums: list[int], res: OpCheckResult,
+             name: str, rtol: float | None, atol: float | None) -> None:
+    with no_grad():
+        out0 = f(*[tensor(_as_float(a)) if i in nums else a for i, a in enumerate(args)])
+    low = min([_as_float(args[i]).dtype for i in nums] + [_as_float(out0).dtype],
+              key=lambda d: np.finfo(d).precision)
+    rt, at = _tolerances(low, rtol, atol)
+    probe = np.random.default_rng(0).uniform(0.5, 1.5, np.shape(_as_float(out0)))
+
+    def objective(*xs: Any) -> Any:
+        return (f(*xs) * probe).sum()
+
+    _, analytic = reverse_grads(objective, args, nums)
+    for i, g in zip(nums, analytic, strict=True):
+        numeric = numerical_grad(objective, args[i], *[a for j, a in enumerate(args) if j != i],
+                                 argnum=i, eps=None if low == np.float64 else 1e-3)
+        a = np.asarray(g, dtype=np.float64)
+        n = np.asarray(numeric, dtype=np.float64)
+        if a.shape == n.shape and a.size:
+            err = np.abs(a - n)
+            res.max_abs = max(res.max_abs, float(np.nanmax(err)) if np.isfinite(err).any()
+                              else float("inf"))
+            scale = np.maximum(np.abs(a), np.abs(n))
+            big = scale > at
+            if big.any():
+                res.max_rel = max(res.max_rel, float(np.max(err[big] / scale[big])))
+        try:
+            compare(g, numeric, f"{name}: gradient w.r.t. argument {i}", rt, at)
+        except GradcheckError as exc:
+            res.failures.append(str(exc))

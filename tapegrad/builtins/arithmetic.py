@@ -12,6 +12,7 @@ import numpy as np
 from tapegrad.hookspecs import hookimpl
 from tapegrad.opdef import OpDef
 
+from . import _jvp
 from ._samples import away_from_zero, binary_samples, unary_samples
 
 
@@ -83,31 +84,31 @@ def _div_samples(rng):
 @hookimpl
 def tapegrad_ops():
     return [
-        OpDef("add", np.add, lambda g, out, a, b: (g, g),
+        OpDef("add", np.add, lambda g, out, a, b: (g, g), jvp=_jvp.add,
               save_inputs=False, save_out=False, operators=("__add__", "__radd__"),
               samples=binary_samples, doc="a + b, elementwise with broadcasting"),
-        OpDef("sub", np.subtract, lambda g, out, a, b: (g, -g),
+        OpDef("sub", np.subtract, lambda g, out, a, b: (g, -g), jvp=_jvp.sub,
               save_inputs=False, save_out=False, operators=("__sub__", "__rsub__"),
               samples=binary_samples, doc="a - b"),
         OpDef("mul", np.multiply,
-              (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+              (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a), jvp=_jvp.mul,
               save_out=False, operators=("__mul__", "__rmul__"),
               samples=binary_samples, doc="a * b"),
         OpDef("div", np.true_divide,
               (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
-              save_out=False, operators=("__truediv__", "__rtruediv__"),
+              jvp=_jvp.div, save_out=False, operators=("__truediv__", "__rtruediv__"),
               samples=_div_samples, doc="a / b"),
-        OpDef("neg", np.negative, lambda g, out, x: -g,
+        OpDef("neg", np.negative, lambda g, out, x: -g, jvp=_jvp.neg,
               save_inputs=False, save_out=False, operators=("__neg__",),
               samples=unary_samples, doc="-x"),
         OpDef("pow", np.power,
-              (lambda g, out, a, b: g * b * a ** (b - 1), pow_grad_exponent),
+              (lambda g, out, a, b: g * b * a ** (b - 1), pow_grad_exponent), jvp=_jvp.pow_,
               operators=("__pow__", "__rpow__"), samples=_pow_samples,
               doc="a ** b (tensor or scalar exponent)"),
-        OpDef("matmul", np.matmul, (matmul_grad_a, matmul_grad_b),
+        OpDef("matmul", np.matmul, (matmul_grad_a, matmul_grad_b), jvp=_jvp.matmul,
               save_out=False, operators=("__matmul__", "__rmatmul__"),
               samples=_matmul_samples, doc="matrix product: 1-D, 2-D and batched"),
-        OpDef("abs", np.absolute, lambda g, out, x: g * np.sign(x),
+        OpDef("abs", np.absolute, lambda g, out, x: g * np.sign(x), jvp=_jvp.abs_,
               save_out=False, operators=("__abs__",), method=True,
               implements=(np.abs,), samples=away_from_zero,
               doc="|x| (gradient sign(x), 0 at 0)"),

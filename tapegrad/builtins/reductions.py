@@ -12,6 +12,8 @@ import numpy as np
 from tapegrad.hookspecs import hookimpl
 from tapegrad.opdef import OpDef
 
+from . import _jvp
+
 REDUCE_PARAMS = {"axis": None, "keepdims": False}
 
 
@@ -66,16 +68,18 @@ def _tied_samples(rng):
 @hookimpl
 def tapegrad_ops():
     return [
-        OpDef("sum", np.sum, sum_grad, params=REDUCE_PARAMS, save_inputs="shape",
+        OpDef("sum", np.sum, sum_grad, jvp=_jvp.linear(np.sum), params=REDUCE_PARAMS,
+              save_inputs="shape",
               save_out=False, method=True, implements=(np.sum,),
               samples=_reduce_samples, doc="sum over axis (all axes by default)"),
-        OpDef("mean", np.mean, mean_grad, params=REDUCE_PARAMS, save_inputs="shape",
+        OpDef("mean", np.mean, mean_grad, jvp=_jvp.linear(np.mean), params=REDUCE_PARAMS,
+              save_inputs="shape",
               save_out=False, method=True, implements=(np.mean,),
               samples=_reduce_samples, doc="mean over axis (all axes by default)"),
-        OpDef("max", np.max, extremum_grad, params=REDUCE_PARAMS, method=True,
+        OpDef("max", np.max, extremum_grad, jvp=_jvp.extremum, params=REDUCE_PARAMS, method=True,
               implements=(np.max, np.amax), samples=_tied_samples,
               doc="maximum over axis; ties share the gradient evenly"),
-        OpDef("min", np.min, extremum_grad, params=REDUCE_PARAMS, method=True,
+        OpDef("min", np.min, extremum_grad, jvp=_jvp.extremum, params=REDUCE_PARAMS, method=True,
               implements=(np.min, np.amin), samples=_tied_samples,
               doc="minimum over axis; ties share the gradient evenly"),
     ]

@@ -12,7 +12,10 @@ from tapegrad.hookspecs import hookimpl
 from tapegrad.opdef import OpDef
 from tapegrad.registry import lift
 
+from . import _jvp
+
 scatter_add = lift("scatter_add")
+_getitem = lift("getitem")
 
 
 def _shape_arg(args):
@@ -145,51 +148,61 @@ def _swap_samples(rng):
 def tapegrad_ops():
     return [
         OpDef("reshape", np.reshape, lambda g, out, x, shape: g.reshape(x.shape),
+              jvp=_jvp.linear(np.reshape),
               params={"shape": None}, save_inputs="shape", save_out=False,
               method=lambda op, self, *shape: op(self, _shape_arg(shape)),
               implements=(np.reshape,), samples=_reshape_samples,
               doc="the same elements in a new shape"),
         OpDef("transpose", np.transpose,
               lambda g, out, x, axes=None: np.transpose(g, _inverse(axes)),
+              jvp=_jvp.linear(np.transpose),
               params={"axes": None}, save_inputs=False, save_out=False,
               method=lambda op, self, *axes: op(self, _shape_arg(axes) if axes else None),
               properties=("T",), implements=(np.transpose,), samples=_transpose_samples,
               doc="permute axes (reverse them by default)"),
         OpDef("swapaxes", np.swapaxes,
               lambda g, out, x, axis1, axis2: np.swapaxes(g, axis1, axis2),
+              jvp=_jvp.linear(np.swapaxes),
               params={"axis1": 0, "axis2": 1}, save_inputs=False, save_out=False,
               method=True, implements=(np.swapaxes,), samples=_swap_samples,
               doc="exchange two axes"),
         OpDef("broadcast_to", np.broadcast_to, lambda g, out, x, shape: g,
+              jvp=_jvp.linear(np.broadcast_to),
               params={"shape": None}, save_inputs=False, save_out=False,
               implements=(np.broadcast_to,), samples=_broadcast_samples,
               doc="broadcast to a shape (the engine sums the gradient back)"),
         OpDef("astype", lambda x, dtype: x.astype(dtype, copy=False),
               lambda g, out, x, dtype: g.astype(x.dtype),
+              jvp=_jvp.linear(lambda t, dtype: t.astype(dtype)),
               params={"dtype": None}, save_inputs="shape", save_out=False, method=True,
               samples=_astype_samples, doc="cast to another floating dtype"),
         OpDef("getitem", getitem,
               lambda g, out, x, index: scatter_add(g, x.shape, index),
+              jvp=_jvp.linear(lambda t, index: _getitem(t, index=index)),
               params={"index": None}, save_inputs="shape", save_out=False,
               operators=("__getitem__",), samples=_getitem_samples,
               doc="x[index]: basic and integer-array indexing"),
         OpDef("scatter_add", scatter_add_forward,
               lambda g, out, x, shape, index: g[_plain_index(index)],
+              jvp=_jvp.linear(lambda t, shape, index: scatter_add(t, shape=shape, index=index)),
               params={"shape": None, "index": None}, save_inputs=False, save_out=False,
               samples=_scatter_samples,
               doc="zeros(shape) with x added at index (repeated indices accumulate)"),
         OpDef("concatenate", lambda xs, axis=0: np.concatenate(xs, axis=axis),
-              concatenate_grad, variadic=True, params={"axis": 0},
+              concatenate_grad, jvp=_jvp.joined(np.concatenate), variadic=True, params={"axis": 0},
               save_inputs="shape", save_out=False, implements=(np.concatenate,),
               samples=_join_samples, doc="join tensors along an existing axis"),
         OpDef("stack", lambda xs, axis=0: np.stack(xs, axis=axis), stack_grad,
+              jvp=_jvp.joined(np.stack),
               variadic=True, params={"axis": 0}, save_inputs="shape", save_out=False,
               implements=(np.stack,), samples=_stack_samples,
               doc="join tensors along a new axis"),
         OpDef("where", np.where, (None, where_grad_x, where_grad_y), nargs=3, nondiff=(0,),
+              jvp=_jvp.where,
               save_out=False, implements=(np.where,), samples=_where_samples,
               doc="x where cond else y (cond gets no gradient)"),
-        OpDef("clip", np.clip, clip_grad, params={"a_min": None, "a_max": None},
+        OpDef("clip", np.clip, clip_grad, jvp=lambda ts, out, x, **p: clip_grad(ts[0], out, x, **p),
+              params={"a_min": None, "a_max": None},
               save_out=False, method=True, implements=(np.clip,), samples=_clip_samples,
               doc="limit values to [a_min, a_max]"),
     ]

@@ -1,0 +1,72 @@
+"""``tg.detect_anomaly()``: stop at the first NaN or inf, naming the op and the call site.
+
+While anomaly mode is on, every op checks its forward result and its vjp (and jvp)
+results; the first non-finite value raises ``FloatingPointError`` naming the op, the
+plugin (or YAML file) it came from, and the user's ``file:line`` where that op was
+called. The call site is captured when the op is recorded, and only while anomaly mode
+is on, so normal runs pay one list read per op and nothing else.
+
+The switch is a process-wide counter (``graph.anomaly_flag[0]``) so that op callers can
+test it without touching thread-local state; this context manager changes it under a
+lock, so nested and concurrent ``detect_anomaly()`` blocks compose: checking stays on
+until the last one exits. (Threads that did not ask for it are checked too while any
+block is open: that costs time, never correctness.)
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import graph
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_lock = threading.Lock()
+
+
+class detect_anomaly:  # noqa: N801  (a context manager used like a function)
+    """Context manager (and decorator): raise at the first NaN/inf an op produces.
+
+    >>> import tapegrad as tg
+    >>> with tg.detect_anomaly():
+    ...     y = tg.ops.log(tg.tensor([-1.0], requires_grad=True))
+    Traceback (most recent call last):
+    FloatingPointError: detect_anomaly: the forward of op 'log' ...
+
+    ``detect_anomaly(False)`` is a no-op block, to switch checking by a flag.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._entered = 0
+
+    def __enter__(self) -> detect_anomaly:
+        if self.enabled:
+            with _lock:
+                graph.anomaly_flag[0] += 1
+            self._entered += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._entered:
+            self._entered -= 1
+            with _lock:
+                graph.anomaly_flag[0] -= 1
+
+    def __call__(self, fn: F) -> F:
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with detect_anomaly(enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether any ``detect_anomaly()`` block is open (in any thread)."""
+    return graph.anomaly_flag[0] > 0

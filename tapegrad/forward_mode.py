@@ -1,0 +1,214 @@
+"""Forward mode: ``tg.jvp(f, primals, tangents) -> (f(*primals), J @ tangents)``.
+
+``f`` runs once on fresh sources under a private tape; then the recorded entries are
+walked in call order (oldest first) and each entry's output tangent is computed from
+its inputs' tangents:
+
+* **native**: the op declares ``OpDef(jvp=...)``, called as
+  ``jvp(tangents, out, *inputs, **params)`` with ``tangents`` a tuple holding one
+  tangent per input (``None`` for a zero tangent), and the same saved ``inputs`` /
+  ``out`` its vjp gets (``None`` / shape stand-ins for what the op does not save).
+  It returns the output's tangent (the broadcast shape is fine; ``None`` for zero).
+* **from the vjp** (every other op): the double-vjp trick. The vjp is linear in its
+  cotangent ``u``, ``vjp(u) = J^T u``, so ``d/du <vjp(u), v> = J v``: the vjp is
+  called on a tracked ``u`` and differentiated once more. This works for every op
+  whose vjp is differentiable (written with operators / NumPy functions / array
+  methods); an op whose vjp converts a tracked Tensor to raw NumPy raises
+  :class:`~tapegrad.DifferentiabilityError` naming the op.
+
+Ops with native jvps (:func:`native_jvp_ops` lists them at run time): the built-in
+Python ops ``add sub mul div neg pow matmul abs`` (arithmetic), ``sum mean max min``
+(reductions), ``reshape transpose swapaxes broadcast_to astype getitem scatter_add
+concatenate stack where clip`` (shaping; rules in ``tapegrad/builtins/_jvp.py``), and
+every YAML op whose spec has a ``jvp`` field. Every other op (e.g. the ``nn_ops`` pack's
+softmax / log_softmax / logsumexp / cross-entropies, YAML ops without ``jvp``) uses the
+vjp.
+
+Nesting: inside another transform or a recording tape (or with tracked primals or
+tangents), the rules run on Tensors wired to the saved values' nodes, so the result
+is a Tensor recorded on the outer computation: ``grad`` of ``jvp`` and ``jvp`` of
+``grad`` (forward-over-reverse Hessian-vector products) work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import graph
+from .backward import _as_tuple, _stand_ins, call_vjp
+from .errors import DifferentiabilityError, OpRuleError
+from .graph import Entry, state
+from .tape import Tape, enable_grad, no_grad
+from .tensor import Tensor, _make
+from .transforms import finish, float_array, gradient_scope, is_nested, trace
+
+__all__ = ["jvp", "native_jvp_ops"]
+
+
+def native_jvp_ops() -> list[str]:
+    """Names of the registered ops that declare their own forward-mode rule."""
+    from .registry import list_ops
+
+    return [info.name for info in list_ops() if info.definition.jvp is not None]
+
+
+def _as_tuple_arg(x: Any) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _key(t: Tensor) -> Any:
+    node = t._node
+    return node if isinstance(node, Entry) else t
+
+
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
+        ) -> tuple[Any, Any]:
+    """``(f(*primals), tangent_out)``: the Jacobian of ``f`` applied to ``tangents``.
+
+    ``primals`` and ``tangents`` are tuples of the same length (a single non-tuple value
+    is taken as a 1-tuple); each tangent has its primal's shape (``None`` for zeros).
+    ``f`` may return a Tensor or a tuple of Tensors; ``tangent_out`` matches.
+    """
+    primals = _as_tuple_arg(primals)
+    tangents = _as_tuple_arg(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    nested = is_nested(primals + tangents)
+    tape, out, sources = trace(f, primals, {}, range(len(primals)), nested, True, "jvp")
+    tmap: dict[Any, Any] = {}
+    for i, (s, t) in enumerate(zip(sources, tangents, strict=True)):
+        if t is None:
+            continue
+        if isinstance(t, Tensor) and nested:
+            tv = t
+        else:
+            tv = float_array(t, f"jvp: tangent {i}")
+            tv = tv.astype(s.dtype, copy=False)
+        if tuple(tv.shape) != s.shape:
+            raise ValueError(f"jvp: tangent {i} has shape {tuple(tv.shape)}, its primal "
+                             f"has shape {s.shape}")
+        tmap[_key(s)] = tv
+    with gradient_scope(nested):
+        for e in tape.entries:
+            _push(e, tmap, nested)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    touts = []
+    for o in outs:
+        t = tmap.get(_key(o)) if isinstance(o, Tensor) else None
+        if t is None:
+            t = np.zeros(np.shape(o.data if isinstance(o, Tensor) else o))
+        touts.append(finish(t, nested))
+    values = [finish(o, nested) for o in outs]
+    if isinstance(out, (tuple, list)):
+        return tuple(values), tuple(touts)
+    return values[0], touts[0]
+
+
+def _saved(e: Entry, nested: bool) -> tuple[tuple, Any]:
+    """The saved inputs and output of ``e``; wired to their nodes when nested."""
+    inputs = e.inputs if e.inputs is not None else _stand_ins(e)
+    out = e.out
+    if nested:
+        wired = []
+        for x, n in zip(inputs, e.nodes, strict=True):
+            if n is not None and isinstance(x, np.ndarray):
+                x = n if isinstance(n, Tensor) else _make(x, n)
+            wired.append(x)
+        inputs = tuple(wired)
+        out = _make(out, e) if out is not None else None
+    return inputs, out
+
+
+def _push(e: Entry, tmap: dict[Any, Any], nested: bool) -> None:
+    """Compute the tangent of ``e``'s output from its inputs' tangents."""
+    nodes = e.nodes
+    if nodes is None:
+        raise RuntimeError(f"jvp: entry #{e.seq} ({e.op.name}) was already released by a "
+                           "backward pass inside f")
+    tans = tuple(None if n is None else tmap.get(n) for n in nodes)
+    if all(t is None for t in tans):
+        return
+    op = e.op
+    inputs, out = _saved(e, nested)
+    rule = op.definition.jvp
+    if rule is not None:
+        try:
+            t = rule(tans, out, *inputs, **e.params)
+        except (DifferentiabilityError, OpRuleError):
+            raise
+        except Exception as exc:
+            raise OpRuleError(f"op {op.name!r} (from {op.source}): jvp raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+    else:
+        t = _jvp_from_vjp(e, tans, inputs, out, nested)
+    if t is None:
+        return
+    t = _fit(t, e)
+    if graph.anomaly_flag[0]:
+        graph.check_finite(op, "jvp", t, e.site)
+    tmap[e] = t
+
+
+def _fit(t: Any, e: Entry) -> Any:
+    """The tangent in the output's shape and dtype."""
+    if not isinstance(t, Tensor):
+        t = np.asarray(t)
+    if tuple(t.shape) != tuple(e.shape):
+        try:
+            ok = np.broadcast_shapes(tuple(t.shape), tuple(e.shape)) == tuple(e.shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise OpRuleError(f"op {e.op.name!r} (from {e.op.source}): jvp returned a "
+                              f"tangent of shape {tuple(t.shape)} for an output of shape "
+                              f"{tuple(e.shape)}")
+        t = np.broadcast_to(t, e.shape)
+    if t.dtype != e.dtype:
+        t = t.astype(e.dtype)
+    return t
+
+
+def _jvp_from_vjp(e: Entry, tans: tuple, inputs: tuple, out: Any, nested: bool) -> Any:
+    """``J v`` as the derivative of ``<vjp(u), v>`` with respect to the cotangent ``u``."""
+    op = e.op
+    mask = tuple(None if t is None else True for t in tans)
+    with enable_grad(), Tape() as tape:
+        u = _make(np.zeros(e.shape, e.dtype), graph.LEAF)
+        state.strict_depth += 1
+        try:
+            res = call_vjp(op.definition.vjp, mask, u, out, inputs, e.params)
+        except DifferentiabilityError as exc:
+            raise DifferentiabilityError(
+                f"op {op.name!r} (from {op.source}) has no jvp, and forward mode through "
+                f"its vjp needs that vjp to be differentiable: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise OpRuleError(f"op {op.name!r} (from {op.source}): vjp raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            state.strict_depth -= 1
+        res = _as_tuple(res, e)
+        total = None
+        for gi, vi in zip(res, tans, strict=True):
+            if gi is None or vi is None:
+                continue
+            if not (isinstance(gi, Tensor) and gi._node is not None):
+                if np.any(np.asarray(gi.data if isinstance(gi, Tensor) else gi)):
+                    raise DifferentiabilityError(
+                        f"op {op.name!r} (from {op.source}) has no jvp, and its vjp "
+                        "returned a plain ndarray, so forward mode cannot be derived from "
+                        "it. Declare OpDef(jvp=...) or write the vjp with operators and "
+                        "NumPy functions (they record on Tensors)"
+                    )
+                continue
+            term = (gi * vi).sum()
+            total = term if total is None else total + term
+    if total is None:
+        return None
+    if nested:
+        return tape.gradient(total, u)
+    with no_grad():
+        return tape.gradient(total, u)
