@@ -9,6 +9,8 @@ array([2., 4.])
 
 from __future__ import annotations
 
+from .anomaly import detect_anomaly
+from .dot import to_dot
 from .errors import (
     DifferentiabilityError,
     GradcheckError,
@@ -18,6 +20,7 @@ from .errors import (
     TapegradError,
     UnknownOpError,
 )
+from .gradcheck import check_grads, numerical_grad
 from .hookspecs import hookimpl, hookspec
 from .opdef import OpDef, OpInfo
 from .registry import REGISTRY as _REGISTRY
@@ -30,10 +33,14 @@ from .registry import (
     register_plugin,
     unregister_plugin,
 )
+from .spec import load_spec
 from .tape import Tape, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor, tensor
+from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
 
 _REGISTRY.load_defaults()
+
+from . import nn, optim  # noqa: E402  (after the registry: nn uses its ops)
 
 __version__ = "0.1.0"
 
@@ -41,6 +48,8 @@ __all__ = [
     "DifferentiabilityError", "GradcheckError", "OpDef", "OpInfo", "OpRuleError",
     "PluginError", "SpecError", "Tape", "TapegradError", "Tensor", "UnknownOpError",
     "enable_grad", "get_op", "hookimpl", "hookspec", "is_grad_enabled", "lift",
-    "list_ops", "no_grad", "ops", "plugin_manager", "register_plugin", "tensor",
+    "list_ops", "load_spec", "no_grad", "ops", "plugin_manager", "register_plugin", "tensor",
     "unregister_plugin",
+    "check_grads", "detect_anomaly", "grad", "hessian", "jacobian", "jvp", "numerical_grad",
+    "to_dot", "value_and_grad", "vjp",
 ]
