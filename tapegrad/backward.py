@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from heapq import heappop, heappush
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -342,8 +343,9 @@ def unbroadcast(g: Any, shape: tuple[int, ...], e: Entry, i: int) -> Any:
             f"shape {tuple(gshape)}, which cannot be summed to the input's shape "
             f"{tuple(shape)}"
         )
-    if axes:
-        g = g.sum(axis=tuple(axes), keepdims=True)
+    if len(axes) == lead:  # only leading axes: no reshape (and no view) needed
+        return g.sum(axis=tuple(axes))
+    g = g.sum(axis=tuple(axes), keepdims=True)
     if lead:
         g = g.reshape(shape)
     return g
@@ -358,11 +360,17 @@ def run_hooks(hooks: list, g: Any) -> Any:
 
 
 def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
-    """Add the gradients that reached leaves with requires_grad into their ``.grad``."""
+    """Add the gradients that reached leaves with requires_grad into their ``.grad``.
+
+    A gradient array nobody else holds (a fresh vjp result) becomes ``.grad`` as is;
+    one that may be shared (an upstream gradient passed through, a view) is copied, so
+    a later ``+=`` into ``.grad`` can never reach another array.
+    """
     with _leaf_lock:
-        for n, g in grads.items():
+        for n in list(grads):
             if n._is_entry or n._node is not LEAF:
                 continue
+            g = grads.pop(n)
             if n._hooks:
                 g = run_hooks(n._hooks, g)
             if create_graph:
@@ -370,10 +378,27 @@ def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
                 continue
             if isinstance(g, Tensor):
                 g = g._data
+            data = n._data
             old = n.grad
-            if old is None or isinstance(old, Tensor) or old.shape != n._data.shape:
-                n.grad = np.array(g, dtype=n._data.dtype, copy=True)
+            if old is None or isinstance(old, Tensor) or old.shape != data.shape:
+                if (type(g) is ndarray and g.base is None and g.flags.writeable
+                        and g.dtype == data.dtype and getrefcount(g) <= _SOLE_OWNER):
+                    n.grad = g
+                else:
+                    n.grad = np.array(g, dtype=data.dtype, copy=True)
             elif old.flags.writeable:
                 old += g
             else:
                 n.grad = old + g
+
+
+def _sole_owner_refcount() -> int:
+    """What getrefcount reports, in commit_leaves, for an array only it holds."""
+    probe = {0: np.ones(1)}
+    for k in list(probe):
+        g = probe.pop(k)
+        return getrefcount(g)
+    raise AssertionError
+
+
+_SOLE_OWNER = _sole_owner_refcount()

@@ -73,12 +73,12 @@ class Entry:
 
 
 class LockingEntry(Entry):
-    """An entry that saved arrays the user can reach (leaf data, plain ndarrays).
+    """An entry that saved large arrays the user can reach (leaf data, plain ndarrays).
 
     Those arrays are made read-only while the entry may still need them, so an in-place
     change between forward and backward fails loudly instead of silently corrupting the
     gradient. They become writable again when the entry is released by a backward, or
-    when the graph is dropped.
+    when the graph is dropped. (Small ones are copied instead: see :func:`protect`.)
     """
 
     __slots__ = ("locked",)
@@ -98,7 +98,7 @@ _locks: dict[int, list] = {}  # id(array) -> [array, number of live entries savi
 _locks_mutex = threading.Lock()
 
 
-def lock(arrays: list[ndarray]) -> tuple[ndarray, ...]:
+def lock(arrays: list[ndarray]) -> tuple[ndarray, ...] | None:
     """Make ``arrays`` read-only (counting); return those this call locked or counted."""
     taken = []
     with _locks_mutex:
@@ -112,7 +112,7 @@ def lock(arrays: list[ndarray]) -> tuple[ndarray, ...]:
             else:
                 continue  # read-only already, by someone else: nothing to undo later
             taken.append(a)
-    return tuple(taken)
+    return tuple(taken) if taken else None
 
 
 _pending: list[ndarray] = []  # unlocked views whose base was still read-only
@@ -143,16 +143,30 @@ def _make_writeable(a: ndarray) -> bool:
     return True
 
 
-def _user_arrays(nodes: tuple, inputs: tuple) -> list[ndarray] | None:
-    """Saved inputs that are not results of recorded ops: the user may mutate them."""
-    found = None
-    for x, n in zip(inputs, nodes, strict=True):
+#: Saved user-reachable arrays up to this many elements are copied rather than locked:
+#: for small arrays a copy costs less than the lock bookkeeping and needs none.
+COPY_LIMIT = 1024
+
+
+def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, tuple[ndarray, ...] | None]:
+    """Make the saved inputs the user can reach safe from later in-place changes.
+
+    Arrays that are not results of recorded ops (leaf data, constants, plain ndarrays)
+    are copied when small and locked read-only otherwise. Returns the inputs to save
+    and the arrays locked (``None`` if none).
+    """
+    saved = list(inputs)
+    to_lock = None
+    for i, x in enumerate(inputs):
+        n = nodes[i]
         if type(x) is ndarray and (n is None or not n._is_entry):
-            if found is None:
-                found = [x]
+            if x.size <= COPY_LIMIT:
+                saved[i] = x.copy()
+            elif to_lock is None:
+                to_lock = [x]
             else:
-                found.append(x)
-    return found
+                to_lock.append(x)
+    return tuple(saved), (lock(to_lock) if to_lock else None)
 
 
 class _LeafMark:
@@ -300,17 +314,16 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
     keep = info.save_inputs
     if keep is not True and not (keep == "shape" and _has_untracked(nodes)):
         inputs = None  # (untracked inputs keep their arrays: no node to read shapes from)
+    locked = None
     if mutable and inputs is not None:
-        mutable = _user_arrays(nodes, inputs)
-    else:
-        mutable = None
-    if mutable is None:
+        inputs, locked = protect(nodes, inputs)
+    if locked is None:
         entry = Entry(info, nodes, inputs, out if info.save_out else None, params,
                       out.shape, out.dtype)
     else:
         entry = LockingEntry(info, nodes, inputs, out if info.save_out else None, params,
                              out.shape, out.dtype)
-        entry.locked = lock(mutable)
+        entry.locked = locked
     if anomaly_flag[0]:
         entry.site = user_site()
     if st.tapes:
@@ -400,7 +413,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             except Exception as exc:
                 raise forward_failed(info, exc, (xd,), params) from exc
             if type(out) is not ndarray:
-                out = _to_array(out, info)
+                out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
             if anomaly_flag[0]:
                 check_finite(info, "forward", out)
             if n is None or not differentiable:
@@ -436,7 +449,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             except Exception as exc:
                 raise forward_failed(info, exc, (ad, bd), params) from exc
             if type(out) is not ndarray:
-                out = _to_array(out, info)
+                out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
             if anomaly_flag[0]:
                 check_finite(info, "forward", out)
             if (an is None and bn is None) or not differentiable:
