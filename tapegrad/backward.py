@@ -128,9 +128,13 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
         prev_enabled = state.grad_enabled
         state.grad_enabled = True
     anomaly = graph.anomaly_flag
+    # `nxt` short-cuts the heap along chains: an entry reached while nothing else is
+    # pending is necessarily the newest pending one.
+    nxt = heappop(heap)[1] if heap else None
     try:
-        while heap:
-            e = heappop(heap)[1]
+        while nxt is not None:
+            e = nxt
+            nxt = None
             g = grads.pop(e)
             if keep is not None and e in keep:
                 kept[e] = g
@@ -147,7 +151,7 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                 else:
                     inputs = e.inputs
                     if inputs is None:
-                        inputs = _stand_ins(e)
+                        inputs = op.blank_inputs or _stand_ins(e)
                     out = e.out
                     params = e.params
                     rule = op.vjp_rule
@@ -191,13 +195,19 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                         gshape = gi.shape
                     if gshape != shape:
                         gi = unbroadcast(gi, shape, e, i)
-                    if gi.dtype != dtype:
+                    if gi.dtype is not dtype and gi.dtype != dtype:
                         gi = gi.astype(dtype)
                     prev = grads.get(n)
                     if prev is None:
                         grads[n] = gi
                         if n._is_entry and (tape is None or n in tape):
-                            heappush(heap, (-n.seq, n))
+                            if nxt is None and not heap:
+                                nxt = n
+                            else:
+                                if nxt is not None:
+                                    heappush(heap, (-nxt.seq, nxt))
+                                    nxt = None
+                                heappush(heap, (-n.seq, n))
                     else:
                         grads[n] = prev + gi
             except (OpRuleError, DifferentiabilityError, FloatingPointError):
@@ -209,6 +219,8 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                     e.nodes = e.inputs = e.out = None
                 else:
                     e.release()
+            if nxt is None and heap:
+                nxt = heappop(heap)[1]
     finally:
         if create_graph:
             state.grad_enabled = prev_enabled

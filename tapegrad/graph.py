@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 ndarray = np.ndarray
 _asarray = np.asarray
 _seq = itertools.count(1)
+_new = object.__new__
 
 
 class Entry:
@@ -198,6 +199,21 @@ class _State(threading.local):
 
 state = _State()
 
+# How many no_grad/enable_grad blocks and open Tapes exist, in all threads. While it is 0
+# every thread records with no tape open, and the op callers skip the thread-local reads.
+special_modes = [0]
+_modes_mutex = threading.Lock()
+
+
+def enter_special_mode() -> None:
+    with _modes_mutex:
+        special_modes[0] += 1
+
+
+def leave_special_mode() -> None:
+    with _modes_mutex:
+        special_modes[0] -= 1
+
 # Anomaly mode is checked on every op call, so it lives in a module-level list that the
 # callers read without touching thread-local state; detect_anomaly() maintains it.
 anomaly_flag = [0]
@@ -308,9 +324,13 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
     ``mutable`` is False when the caller knows no input is a user-reachable array
     (all are results of recorded ops, or scalars): nothing to protect then.
     """
-    st = state
-    if not st.grad_enabled:
-        return _make(out, None)
+    if special_modes[0]:
+        st = state
+        if not st.grad_enabled:
+            return _make(out, None)
+        tapes = st.tapes
+    else:
+        tapes = None
     keep = info.save_inputs
     if keep is not True and not (keep == "shape" and _has_untracked(nodes)):
         inputs = None  # (untracked inputs keep their arrays: no node to read shapes from)
@@ -326,10 +346,13 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
         entry.locked = locked
     if anomaly_flag[0]:
         entry.site = user_site()
-    if st.tapes:
-        for tape in st.tapes:
+    if tapes:
+        for tape in tapes:
             tape._entries.append(entry)
-    return _make(out, entry)
+    t = _new(Tensor)
+    t._data = out
+    t._node = entry
+    return t
 
 
 def _has_untracked(nodes: tuple) -> bool:

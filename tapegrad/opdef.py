@@ -102,6 +102,9 @@ class OpInfo:
         self.per_input = type(d.vjp) is tuple
         self.save_inputs = d.save_inputs
         self.save_out = d.save_out
+        # What a vjp that saved no inputs receives in their place.
+        self.blank_inputs = (None,) * self.nargs if d.save_inputs is False and not d.variadic \
+            else None
 
     # Shortcuts to the definition, read by the engine on every recorded op.
     @property

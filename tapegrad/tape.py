@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .backward import make_seed, replay
-from .graph import WATCHED, Entry, state
+from .graph import WATCHED, Entry, enter_special_mode, leave_special_mode, state
 from .tensor import Tensor, _make
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,11 +28,13 @@ class _GradMode:
     enabled = True
 
     def __enter__(self) -> None:
+        enter_special_mode()
         self._prev = state.grad_enabled
         state.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
         state.grad_enabled = self._prev
+        leave_special_mode()
 
     def __call__(self, fn: F) -> F:
         mode = type(self)
@@ -80,6 +82,7 @@ class Tape:
     def __enter__(self) -> Tape:
         if self._active:
             raise RuntimeError("this Tape is already recording")
+        enter_special_mode()
         state.tapes.append(self)
         self._active = True
         return self
@@ -91,6 +94,7 @@ class Tape:
                 del tapes[i]
                 break
         self._active = False
+        leave_special_mode()
         for t in self._watched:
             if t._node is WATCHED and not any(any(w is t for w in tp._watched)
                                                for tp in tapes):
