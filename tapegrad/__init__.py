@@ -40,7 +40,15 @@ from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
 
 _REGISTRY.load_defaults()
 
-from . import nn, optim  # noqa: E402  (after the registry: nn uses its ops)
+
+def __getattr__(name: str) -> object:
+    # tg.nn and tg.optim are imported on first use: most programs never pay for them.
+    if name in ("nn", "optim"):
+        from importlib import import_module
+
+        return import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

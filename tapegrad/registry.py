@@ -16,14 +16,14 @@ import difflib
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from importlib import import_module, metadata
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pluggy
 
-from . import dispatch, hookspecs
+from . import dispatch, entrypoints, hookspecs
 from .errors import PluginError, UnknownOpError
 from .graph import make_caller
 from .opdef import OpDef, OpInfo, resolve_arity
@@ -93,7 +93,7 @@ class Registry:
         self.rebuild(strict=False)
 
     def _load_entry_points(self) -> None:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entrypoints.entry_points(ENTRY_POINT_GROUP):
             if self.pm.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
                 continue
             try:
@@ -108,9 +108,8 @@ class Registry:
                     f"is skipped: {_describe(exc)}", stacklevel=2,
                 )
                 continue
-            dist = ep.dist
-            if dist is not None:
-                self.distributions[ep.name] = (dist.metadata["Name"], dist.version)
+            if ep.dist:
+                self.distributions[ep.name] = (ep.dist, ep.version)
 
     def register(self, plugin: Any, name: str | None = None) -> str:
         """Register ``plugin`` and rebuild; on any problem leave the registry as it was."""
