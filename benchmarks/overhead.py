@@ -1,0 +1,244 @@
+"""Per-op Python overhead: a chain of 2000 mixed elementwise ops on shape (8,) float64.
+
+The chain repeats an 8-op cycle (mul by a constant, add, tanh, square, sub, sin, mul by
+the input, exp) that keeps values in a small range, then sums to a scalar and runs the
+backward pass. Reported: microseconds per chain op for the forward (recording) and the
+backward (replay) separately, and their sum, against
+
+- ``numpy fwd only``: the bare NumPy forward, nothing saved (context, not a target);
+- ``numpy fwd+bwd (hand)``: the floor: the same forward saving what the hand-written
+  backward needs, and the backward written out by hand, op by op;
+- autograd (``make_vjp``) and torch eager, when installed.
+
+Target: tapegrad forward + backward per op <= 2.8x the hand-written floor.
+Run: ``python benchmarks/overhead.py [--quick] [--ops N] [--repeats R]``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import _common as C
+import numpy as np
+
+TARGET = 2.8          # tapegrad / numpy floor, forward + backward per op
+TORCH_TARGET = 0.5    # "about half of PyTorch eager's time" (informational check)
+CYCLE = 8             # ops per cycle of the chain
+
+
+def make_inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, 8)
+    a = rng.uniform(0.9, 1.1, 8)
+    b = rng.uniform(-0.1, 0.1, 8)
+    return x, a, b
+
+
+# ----------------------------------------------------------------------------- numpy
+
+
+def numpy_forward(x, a, b, cycles):
+    """Bare forward: what the chain costs with nothing saved."""
+    tanh, sin, exp = np.tanh, np.sin, np.exp
+    y = x
+    for _ in range(cycles):
+        y = y * a
+        y = y + b
+        y = tanh(y)
+        y = y * y
+        y = y - b
+        y = sin(y)
+        y = y * x
+        y = exp(y)
+    return y.sum()
+
+
+def numpy_fwd_bwd(x, a, b, cycles):
+    """Forward saving what the backward needs, then the backward by hand. ``(t_f, t_b, gx)``."""
+    tanh, sin, cos, exp = np.tanh, np.sin, np.cos, np.exp
+    t0 = C.perf_counter()
+    saved = []
+    push = saved.append
+    y = x
+    for _ in range(cycles):
+        y = y * a
+        y = y + b
+        t = tanh(y)
+        y = t * t
+        y = y - b
+        v = y
+        y = sin(v)
+        s = y
+        y = s * x
+        e = exp(y)
+        y = e
+        push((t, v, s, e))
+    y.sum()
+    t1 = C.perf_counter()
+    g = np.ones_like(y)
+    gx = np.zeros_like(x)
+    for t, v, s, e in reversed(saved):
+        g = g * e                # exp
+        gx = gx + g * s          # y * x: the x side
+        g = g * x                # y * x: the y side
+        g = g * cos(v)           # sin
+        g = g * (2.0 * t)        # square (sub and add pass g through)
+        g = g * (1.0 - t * t)    # tanh
+        g = g * a                # mul by constant
+    gx = gx + g                  # the chain started at x
+    t2 = C.perf_counter()
+    return t1 - t0, t2 - t1, gx
+
+
+# ----------------------------------------------------------------------------- tapegrad
+
+
+def tapegrad_fwd_bwd(tg, x0, a, b, cycles):
+    t0 = C.perf_counter()
+    x = tg.tensor(x0, requires_grad=True)
+    y = x
+    for _ in range(cycles):
+        y = y * a
+        y = y + b
+        y = y.tanh()
+        y = y * y
+        y = y - b
+        y = y.sin()
+        y = y * x
+        y = y.exp()
+    loss = y.sum()
+    t1 = C.perf_counter()
+    loss.backward()
+    t2 = C.perf_counter()
+    return t1 - t0, t2 - t1, x.grad
+
+
+# ----------------------------------------------------------------------------- optional
+
+
+def autograd_fwd_bwd(ag, x0, a, b, cycles):
+    anp = ag.numpy
+
+    def f(x):
+        y = x
+        for _ in range(cycles):
+            y = y * a
+            y = y + b
+            y = anp.tanh(y)
+            y = y * y
+            y = y - b
+            y = anp.sin(y)
+            y = y * x
+            y = anp.exp(y)
+        return anp.sum(y)
+
+    t0 = C.perf_counter()
+    vjp, _ = ag.make_vjp(f)(x0)
+    t1 = C.perf_counter()
+    gx = vjp(1.0)
+    t2 = C.perf_counter()
+    return t1 - t0, t2 - t1, gx
+
+
+def torch_fwd_bwd(torch, x0, a, b, cycles):
+    t0 = C.perf_counter()
+    x = torch.tensor(x0, requires_grad=True)
+    y = x
+    for _ in range(cycles):
+        y = y * a
+        y = y + b
+        y = y.tanh()
+        y = y * y
+        y = y - b
+        y = y.sin()
+        y = y * x
+        y = y.exp()
+    loss = y.sum()
+    t1 = C.perf_counter()
+    loss.backward()
+    t2 = C.perf_counter()
+    return t1 - t0, t2 - t1, x.grad.numpy()
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = C.parser(__doc__.splitlines()[0])
+    p.add_argument("--ops", type=int, default=None, help="chain length (default 2000)")
+    args = p.parse_args(argv)
+    n_ops = args.ops or (200 if args.quick else 2000)
+    cycles = max(1, n_ops // CYCLE)
+    n_ops = cycles * CYCLE
+    repeats = args.repeats or (3 if args.quick else 40)
+    warmup = 1 if args.quick else 5
+
+    import tapegrad as tg
+
+    ag = C.optional("autograd", args)
+    torch = C.optional("torch", args)
+    x, a, b = make_inputs()
+    C.header(f"overhead: chain of {n_ops} elementwise ops on (8,) float64 + sum + backward")
+
+    # Gradients must agree before anything is timed.
+    _, _, g_ref = numpy_fwd_bwd(x, a, b, cycles)
+    impls = {"tapegrad": lambda: tapegrad_fwd_bwd(tg, x, a, b, cycles)}
+    if ag is not None:
+        impls["autograd"] = lambda: autograd_fwd_bwd(ag, x, a, b, cycles)
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        impls["torch " + torch.__version__.split("+")[0]] = (
+            lambda: torch_fwd_bwd(torch, x, ta, tb, cycles))
+    for name, fn in impls.items():
+        g = fn()[2]
+        if not np.allclose(g, g_ref, rtol=1e-9, atol=1e-12):
+            print(f"gradient mismatch: {name} vs hand-written numpy: max abs diff "
+                  f"{np.max(np.abs(np.asarray(g) - g_ref)):.3g}", file=sys.stderr)
+            return 2
+    print(f"   gradients of {', '.join(impls)} agree with the hand-written numpy backward")
+    if args.profile:
+        C.profile(impls["tapegrad"], args.profile)
+        return 0
+
+    def phases(fn):
+        def run():
+            tf, tb, _ = fn()
+            return {"fwd": tf, "bwd": tb, "total": tf + tb}
+        return run
+
+    def bare():
+        t0 = C.perf_counter()
+        numpy_forward(x, a, b, cycles)
+        return {"fwd": C.perf_counter() - t0}
+
+    timed = {"numpy fwd only": bare,
+             "numpy fwd+bwd (hand)": phases(lambda: numpy_fwd_bwd(x, a, b, cycles))}
+    timed.update({name: phases(fn) for name, fn in impls.items()})
+    res = C.interleave(timed, repeats, warmup, gc_off=args.no_gc)
+
+    us = 1e6 / n_ops
+    floor = res["numpy fwd+bwd (hand)"]["total"]
+    rows = []
+    for name, r in res.items():
+        total = r.get("total")
+        rows.append([name, r["fwd"] * us, r["bwd"] * us if "bwd" in r else None,
+                     total * us if total is not None else None,
+                     f"{total / floor:.2f}x" if total is not None else None])
+    rep = C.Report("overhead", args)
+    rep.table(f"median of {repeats} runs, microseconds per op",
+              ["implementation", "fwd us/op", "bwd us/op", "total us/op", "vs floor"], rows)
+    print()
+    tgr = res["tapegrad"]
+    rep.check("ratio tapegrad/numpy (fwd+bwd per op)", C.ratio(tgr["total"], floor), TARGET)
+    rep.info(f"ratio tapegrad/numpy forward only = "
+             f"{tgr['fwd'] / res['numpy fwd+bwd (hand)']['fwd']:.2f}, backward only = "
+             f"{tgr['bwd'] / res['numpy fwd+bwd (hand)']['bwd']:.2f}")
+    for name in res:
+        if name.startswith("torch"):
+            rep.check(f"ratio tapegrad/{name} (fwd+bwd per op)",
+                      C.ratio(tgr["total"], res[name]["total"]), TORCH_TARGET)
+    return rep.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
