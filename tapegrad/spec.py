@@ -9,7 +9,7 @@ recorded caller, so YAML ops can be differentiated to any order. Nothing is ever
 to ``eval``, ``exec`` or ``compile``; every problem raises :class:`~tapegrad.SpecError`
 naming the file, the op, the field and the offending text (``ast.parse`` only builds a
 syntax tree; no code object is ever made). The format is documented at
-the top of every shipped spec file (``specs/*.yaml``) and in ``docs/specs.md``.
+the top of every shipped spec file (``specs/*.yaml``) and in the README.
 
 Entry points: :func:`compile_spec_file` (called by the registry for every file a
 ``tapegrad_spec_files`` hook hands over; compiled once per registry build) and
