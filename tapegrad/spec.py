@@ -25,6 +25,7 @@ import math
 import operator
 import os
 import reprlib
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -316,7 +317,11 @@ class _Compiler:
         if not text.strip():
             raise _fail(where, "empty formula", text)
         try:
-            tree = ast.parse(text.strip(), mode="eval")
+            with warnings.catch_warnings():  # "invalid decimal literal" and the like:
+                warnings.simplefilter("error", SyntaxWarning)  # refuse, don't print
+                tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxWarning as exc:
+            raise _fail(where, f"syntax error ({exc})", text) from None
         except SyntaxError as exc:
             raise _fail(where, f"syntax error ({exc.msg})", text) from None
         except (ValueError, RecursionError, MemoryError, OverflowError) as exc:

@@ -153,7 +153,13 @@ class Tape:
             keep = {s._node for s in srcs if isinstance(s._node, Entry)}
             retain = self.persistent or recording
             recorded = set(self._entries)
-            if isinstance(node, Entry) and node in recorded:
+            if isinstance(node, Entry) and node not in recorded:
+                raise RuntimeError(
+                    f"Tape.gradient: the target was not recorded by this tape (its last op, "
+                    f"{node.op.name!r}, ran while the tape was closed). Compute the target "
+                    "inside the `with tg.Tape() as tape:` block"
+                )
+            if isinstance(node, Entry):
                 replay([(-node.seq, node)], grads, retain, recording, tape=recorded,
                        keep=keep or None, kept=kept)
             if not retain:

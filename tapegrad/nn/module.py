@@ -169,12 +169,14 @@ class Module:
         """Load parameters saved by :meth:`save`; a file that is not a readable ``.npz``
         or does not match this module raises :class:`StateDictError`."""
         try:
-            f = np.load(path, allow_pickle=False)
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError(f"not an .npz archive but a single {type(f).__name__} "
-                                 "(.npy); save parameters with Module.save")
-            with f:
-                state = {k: f[k] for k in f.files}
+            with open(path, "rb") as fh:  # ours to close, whatever np.load does
+                f = np.load(fh, allow_pickle=False)
+                if not isinstance(f, np.lib.npyio.NpzFile):
+                    raise ValueError(f"not an .npz archive but a single "
+                                     f"{type(f).__name__} (.npy); save parameters with "
+                                     "Module.save")
+                with f:
+                    state = {k: f[k] for k in f.files}
         except FileNotFoundError:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
