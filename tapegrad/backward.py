@@ -243,18 +243,7 @@ def _vjp_recorded(e: Entry, g: Any) -> tuple:
     out = _make(e.out, e) if e.out is not None else None
     if not isinstance(g, Tensor):
         g = _make(np.asarray(g), None)
-    state.strict_depth += 1
-    try:
-        res = call_vjp(op.definition.vjp, nodes, g, out, inputs, e.params)
-    except DifferentiabilityError as exc:
-        raise DifferentiabilityError(
-            f"op {op.name!r} (from {op.source}) cannot be differentiated twice: {exc}"
-        ) from exc
-    except Exception as exc:
-        raise _rule_failed(e, exc) from exc
-    finally:
-        state.strict_depth -= 1
-    res = _as_tuple(res, e)
+    res = strict_vjp(e, nodes, g, out, inputs, "cannot be differentiated twice")
     fixed = []
     for r, n in zip(res, nodes, strict=True):
         if r is not None and n is not None and not isinstance(r, Tensor):
@@ -272,6 +261,23 @@ def _vjp_recorded(e: Entry, g: Any) -> tuple:
         for r in fixed:
             graph.check_finite(op, "vjp", r, e.site)
     return tuple(fixed)
+
+
+def strict_vjp(e: Entry, mask: tuple, g: Any, out: Any, inputs: tuple, why: str) -> tuple:
+    """Call ``e``'s vjp on Tensors, refusing conversions to NumPy (they would silently
+    drop a gradient); ``why`` completes the error that names the op."""
+    op = e.op
+    state.strict_depth += 1
+    try:
+        res = call_vjp(op.definition.vjp, mask, g, out, inputs, e.params)
+    except DifferentiabilityError as exc:
+        raise DifferentiabilityError(f"op {op.name!r} (from {op.source}) {why}: {exc}") \
+            from exc
+    except Exception as exc:
+        raise _rule_failed(e, exc) from exc
+    finally:
+        state.strict_depth -= 1
+    return _as_tuple(res, e)
 
 
 def call_vjp(vjp: Any, nodes: tuple, g: Any, out: Any, inputs: tuple, params: dict) -> Any:

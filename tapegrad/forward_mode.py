@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from . import graph
-from .backward import _as_tuple, _stand_ins, call_vjp
+from .backward import _stand_ins, strict_vjp
 from .errors import DifferentiabilityError, OpRuleError
-from .graph import Entry, state
+from .graph import Entry
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make
 from .transforms import finish, float_array, gradient_scope, is_nested, trace
@@ -177,20 +177,8 @@ def _jvp_from_vjp(e: Entry, tans: tuple, inputs: tuple, out: Any, nested: bool) 
     mask = tuple(None if t is None else True for t in tans)
     with enable_grad(), Tape() as tape:
         u = _make(np.zeros(e.shape, e.dtype), graph.LEAF)
-        state.strict_depth += 1
-        try:
-            res = call_vjp(op.definition.vjp, mask, u, out, inputs, e.params)
-        except DifferentiabilityError as exc:
-            raise DifferentiabilityError(
-                f"op {op.name!r} (from {op.source}) has no jvp, and forward mode through "
-                f"its vjp needs that vjp to be differentiable: {exc}"
-            ) from exc
-        except Exception as exc:
-            raise OpRuleError(f"op {op.name!r} (from {op.source}): vjp raised "
-                              f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            state.strict_depth -= 1
-        res = _as_tuple(res, e)
+        res = strict_vjp(e, mask, u, out, inputs, "has no jvp, and forward mode through its "
+                         "vjp needs that vjp to be differentiable")
         total = None
         for gi, vi in zip(res, tans, strict=True):
             if gi is None or vi is None:

@@ -16,30 +16,6 @@ OPS = [info for info in tg.list_ops() if info.differentiable]
 RNG = np.random.default_rng(5)
 
 
-def _plugin(*opdefs):
-    class P:
-        @staticmethod
-        @tg.hookimpl
-        def tapegrad_ops():
-            return list(opdefs)
-
-    return P()
-
-
-@pytest.fixture
-def register():
-    names = []
-
-    def add(*opdefs):
-        name = f"tfm_plugin_{len(names)}"
-        tg.register_plugin(_plugin(*opdefs), name=name)
-        names.append(name)
-
-    yield add
-    for n in names:
-        tg.unregister_plugin(n)
-
-
 # ----------------------------------------------------------------------- values
 
 

@@ -14,30 +14,6 @@ from tapegrad.testing import check_op_all_modes
 OPS = [info for info in tg.list_ops() if info.differentiable]
 
 
-def _plugin(*opdefs):
-    class P:
-        @staticmethod
-        @tg.hookimpl
-        def tapegrad_ops():
-            return list(opdefs)
-
-    return P()
-
-
-@pytest.fixture
-def register():
-    names = []
-
-    def add(*opdefs):
-        name = f"tho_plugin_{len(names)}"
-        tg.register_plugin(_plugin(*opdefs), name=name)
-        names.append(name)
-
-    yield add
-    for n in names:
-        tg.unregister_plugin(n)
-
-
 # ----------------------------------------------------------------------- nesting
 
 

@@ -22,29 +22,6 @@ from tapegrad.testing import check_op_all_modes, is_smooth, op_test, ops_of, par
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _plugin(*opdefs):
-    class P:
-        @staticmethod
-        @tg.hookimpl
-        def tapegrad_ops():
-            return list(opdefs)
-
-    return P()
-
-
-@pytest.fixture
-def register():
-    names = []
-
-    def add(name, *opdefs):
-        tg.register_plugin(_plugin(*opdefs), name=name)
-        names.append(name)
-
-    yield add
-    for n in names:
-        tg.unregister_plugin(n)
-
-
 def _softsign():
     return tg.OpDef("ttp_softsign", lambda x: x / (1 + np.abs(x)),
                     lambda g, out, x: g / ((1 + np.abs(x)) * (1 + np.abs(x))))
@@ -54,8 +31,8 @@ def _softsign():
 
 
 def test_ops_of_selects_a_plugin(register):
-    register("ttp_pack", _softsign(),
-             tg.OpDef("ttp_double", lambda x: 2 * x, lambda g, out, x: 2 * g))
+    register(_softsign(), tg.OpDef("ttp_double", lambda x: 2 * x, lambda g, out, x: 2 * g),
+             name="ttp_pack")
     assert [i.name for i in ops_of(plugin="ttp_pack")] == ["ttp_double", "ttp_softsign"]
     assert [i.name for i in ops_of(names=["mul", "add"])] == ["add", "mul"]
     with pytest.raises(LookupError, match="ttp_nope"):
@@ -75,13 +52,13 @@ def test_parametrize_ops_builds_a_pytest_mark():
 
 
 def test_check_op_all_modes_passes_a_good_op(register):
-    register("ttp_good", _softsign())
+    register(_softsign(), name="ttp_good")
     check_op_all_modes(tg.get_op("ttp_softsign"), order=2)
 
 
 def test_check_op_all_modes_reports_a_wrong_vjp(register):
-    register("ttp_bad", tg.OpDef("ttp_badsquare", lambda x: x * x,
-                                 lambda g, out, x: g * 2.1 * x))
+    register(tg.OpDef("ttp_badsquare", lambda x: x * x, lambda g, out, x: g * 2.1 * x),
+             name="ttp_bad")
     with pytest.raises(tg.GradcheckError) as info:
         check_op_all_modes(tg.get_op("ttp_badsquare"), modes=("rev",))
     err = info.value
@@ -99,7 +76,7 @@ def test_is_smooth_leaves_out_ties():
 
 
 def test_op_test_builds_a_parametrized_test(register):
-    register("ttp_one", _softsign())
+    register(_softsign(), name="ttp_one")
     test = op_test(plugin="ttp_one")
     (mark,) = test.pytestmark
     assert [i.name for i in mark.args[1]] == ["ttp_softsign"]
@@ -113,8 +90,8 @@ def test_check_grads_error_names_argument_index_and_errors(register):
     # d/dy of x * y is off at element (1, 2) only, by 0.5
     bump = np.zeros((2, 3))
     bump[1, 2] = 0.5
-    register("ttp_bump", tg.OpDef("ttp_mulbump", np.multiply,
-                                  lambda g, out, x, y: (g * y, g * x + g * bump)))
+    register(tg.OpDef("ttp_mulbump", np.multiply,
+                      lambda g, out, x, y: (g * y, g * x + g * bump)), name="ttp_bump")
     x, y = np.full((2, 3), 1.5), np.full((2, 3), 2.0)
     tg.check_grads(lambda a, b: a * b, x, y)
     with pytest.raises(tg.GradcheckError) as info:
