@@ -158,7 +158,8 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                     if op.per_input:
                         per_input = True
                     else:
-                        results = rule(g, out, *inputs, **params)
+                        results = (rule(g, out, *inputs, **params) if params
+                                   else rule(g, out, *inputs))
                         if type(results) is not tuple:
                             if len(nodes) == 1 and type(results) is ndarray:
                                 results = (results,)
@@ -175,7 +176,7 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                         f = rule[i]
                         if f is None:
                             continue
-                        gi = f(g, out, *inputs, **params)
+                        gi = f(g, out, *inputs, **params) if params else f(g, out, *inputs)
                     else:
                         gi = results[i]
                     if gi is None:

@@ -432,7 +432,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 xd = as_input(x, info, 0)
                 n = None
             try:
-                out = forward(xd, **params)
+                out = forward(xd, **params) if params else forward(xd)
             except Exception as exc:
                 raise forward_failed(info, exc, (xd,), params) from exc
             if type(out) is not ndarray:
@@ -468,7 +468,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 bd = b if tb is float or tb is int or tb is ndarray else as_input(b, info, 1)
                 bn = None
             try:
-                out = forward(ad, bd, **params)
+                out = forward(ad, bd, **params) if params else forward(ad, bd)
             except Exception as exc:
                 raise forward_failed(info, exc, (ad, bd), params) from exc
             if type(out) is not ndarray:
