@@ -68,9 +68,8 @@ def float_array(x: Any, what: str = "argument") -> np.ndarray:
 
 
 def _identity(x: Tensor) -> Tensor:
-    from .registry import REGISTRY
-
-    return REGISTRY.ops["reshape"].call(x, x.shape)
+    # A recorded no-op through the array protocol (whichever op implements reshape).
+    return x.reshape(x.shape)
 
 
 def make_source(x: Any, nested: bool, what: str = "argument") -> Tensor:
@@ -252,12 +251,8 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
 
 
 def _stack(rows: list[Any], shape: tuple[int, ...], nested: bool) -> Any:
-    if nested:
-        from .registry import REGISTRY
-
-        stacked = REGISTRY.ops["stack"].call([r if isinstance(r, Tensor) else _make(r, None)
-                                              for r in rows])
-        return REGISTRY.ops["reshape"].call(stacked, shape)
+    if nested:  # np.stack on Tensors runs the op that implements it: recorded
+        rows = [r if isinstance(r, Tensor) else _make(r, None) for r in rows]
     return np.stack(rows).reshape(shape)
 
 
