@@ -372,6 +372,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
     nparams = len(defaults)
     T = Tensor
     make = _make
+    new = _new
 
     def resolve(extra, params):
         if extra:
@@ -440,7 +441,10 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if anomaly_flag[0]:
                 check_finite(info, "forward", out)
             if n is None or not differentiable:
-                return make(out, None)
+                t = new(T)  # make(out, None), inlined: the untracked fast path
+                t._data = out
+                t._node = None
+                return t
             if type(n) is _LeafMark:
                 return record(info, (x,), (xd,), out, params, type(xd) is ndarray)
             return record(info, (n,), (xd,), out, params, False)
@@ -476,7 +480,10 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if anomaly_flag[0]:
                 check_finite(info, "forward", out)
             if (an is None and bn is None) or not differentiable:
-                return make(out, None)
+                t = new(T)  # make(out, None), inlined: the untracked fast path
+                t._data = out
+                t._node = None
+                return t
             mutable = ((type(ad) is ndarray and (an is None or not an._is_entry))
                        or (type(bd) is ndarray and (bn is None or not bn._is_entry)))
             return record(info, (an, bn), (ad, bd), out, params, mutable)
