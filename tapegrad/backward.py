@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from . import graph
+from .entry import LEAF, Entry
 from .errors import DifferentiabilityError, OpRuleError
-from .graph import LEAF, Entry, state
+from .graph import state
 from .tensor import Tensor, _make
 
 ndarray = np.ndarray

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Entry
+from .entry import Entry
 from .tensor import Tensor
 
 __all__ = ["to_dot", "tape_to_dot", "wengert"]

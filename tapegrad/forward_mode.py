@@ -39,8 +39,8 @@ import numpy as np
 
 from . import graph
 from .backward import _stand_ins, strict_vjp
+from .entry import LEAF, Entry
 from .errors import DifferentiabilityError, OpRuleError
-from .graph import Entry
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make
 from .transforms import finish, float_array, gradient_scope, is_nested, trace
@@ -176,7 +176,7 @@ def _jvp_from_vjp(e: Entry, tans: tuple, inputs: tuple, out: Any, nested: bool) 
     op = e.op
     mask = tuple(None if t is None else True for t in tans)
     with enable_grad(), Tape() as tape:
-        u = _make(np.zeros(e.shape, e.dtype), graph.LEAF)
+        u = _make(np.zeros(e.shape, e.dtype), LEAF)
         res = strict_vjp(e, mask, u, out, inputs, "has no jvp, and forward mode through its "
                          "vjp needs that vjp to be differentiable")
         total = None

@@ -1,13 +1,12 @@
-"""Recording: tape entries, per-thread recording state, and the op callers.
+"""Recording: per-thread recording state and the op callers.
 
 Every call of an op on a tensor that is being tracked appends one :class:`Entry` to the
 Wengert tape: the op, the nodes its inputs came from, and what its vjp needs. An entry
 is numbered in call order (``seq``); backward replays entries from the highest number
 down, so no topological sort and no recursion is needed.
 
-A *node* is what gradients are summed into: the :class:`Entry` that produced a tensor,
-or the leaf tensor itself. Entries hold their input nodes but never their output
-tensor, so a graph nobody can reach any more is freed by reference counting alone.
+Entries and nodes live in :mod:`tapegrad.entry`; the protection of saved arrays in
+:mod:`tapegrad.protect`.
 
 The op callers built here are the functions behind ``tg.ops.NAME``. They are made once
 per op when the registry is built; calling one is a few attribute reads, the op's
@@ -16,7 +15,6 @@ NumPy forward, and (only when an input is tracked) one entry.
 
 from __future__ import annotations
 
-import itertools
 import sys
 import threading
 from collections.abc import Callable
@@ -24,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .entry import Entry, _LeafMark
 from .errors import OpRuleError, TapegradError
+from .protect import LockingEntry, protect
 
 if TYPE_CHECKING:
     from .opdef import OpInfo
@@ -32,160 +32,8 @@ if TYPE_CHECKING:
 
 ndarray = np.ndarray
 _asarray = np.asarray
-_seq = itertools.count(1)
 _new = object.__new__
 
-
-class Entry:
-    """One recorded op call: ``out = op(*inputs, **params)``.
-
-    ``nodes`` holds, per input, the node gradients flow to (``None`` for an input that
-    needs none). ``inputs`` and ``out`` hold the arrays the vjp needs, ``None`` where it
-    needs none. ``shape``/``dtype`` describe ``out``, so gradients flowing into this
-    node can be checked. After a backward without ``retain_graph`` the entry is
-    *released*: ``nodes`` becomes ``None`` and the saved arrays are dropped.
-    """
-
-    __slots__ = ("op", "nodes", "inputs", "out", "params", "seq", "shape", "dtype",
-                 "hooks", "site", "__weakref__")
-    _is_entry = True  # nodes are entries or leaf tensors; this tells them apart fast
-
-    def __init__(self, op, nodes, inputs, out, params, shape, dtype):
-        self.op = op
-        self.nodes = nodes
-        self.inputs = inputs
-        self.out = out
-        self.params = params
-        self.shape = shape
-        self.dtype = dtype
-        self.seq = next(_seq)
-        self.hooks = None
-        self.site = None
-
-    def release(self) -> None:
-        self.nodes = self.inputs = self.out = None
-
-    @property
-    def released(self) -> bool:
-        return self.nodes is None
-
-    def __repr__(self) -> str:
-        return f"<Entry #{self.seq} {self.op.name} -> {self.shape}>"
-
-
-class LockingEntry(Entry):
-    """An entry that saved large arrays the user can reach (leaf data, plain ndarrays).
-
-    Those arrays are made read-only while the entry may still need them, so an in-place
-    change between forward and backward fails loudly instead of silently corrupting the
-    gradient. They become writable again when the entry is released by a backward, or
-    when the graph is dropped. (Small ones are copied instead: see :func:`protect`.)
-    """
-
-    __slots__ = ("locked",)
-
-    def release(self) -> None:
-        Entry.release(self)
-        locked, self.locked = self.locked, None
-        if locked:
-            unlock(locked)
-
-    def __del__(self) -> None:
-        if self.locked:
-            unlock(self.locked)
-
-
-_locks: dict[int, list] = {}  # id(array) -> [array, number of live entries saving it]
-_locks_mutex = threading.Lock()
-
-
-def lock(arrays: list[ndarray]) -> tuple[ndarray, ...] | None:
-    """Make ``arrays`` read-only (counting); return those this call locked or counted."""
-    taken = []
-    with _locks_mutex:
-        for a in arrays:
-            rec = _locks.get(id(a))
-            if rec is not None and rec[0] is a:
-                rec[1] += 1
-            elif a.flags.writeable:
-                a.flags.writeable = False
-                _locks[id(a)] = [a, 1]
-            else:
-                continue  # read-only already, by someone else: nothing to undo later
-            taken.append(a)
-    return tuple(taken) if taken else None
-
-
-_pending: list[ndarray] = []  # unlocked views whose base was still read-only
-
-
-def unlock(arrays: tuple[ndarray, ...]) -> None:
-    with _locks_mutex:
-        for a in arrays:
-            rec = _locks.get(id(a))
-            if rec is None or rec[0] is not a:
-                continue
-            rec[1] -= 1
-            if rec[1] == 0:
-                del _locks[id(a)]
-                _pending.append(a)
-        while _pending:  # bases before their views: repeat while something unlocks
-            left = [a for a in _pending if not _make_writeable(a)]
-            if len(left) == len(_pending):
-                break
-            _pending[:] = left
-
-
-def _make_writeable(a: ndarray) -> bool:
-    try:
-        a.flags.writeable = True
-    except ValueError:  # a view of an array that is itself still locked: retry later
-        return False
-    return True
-
-
-#: Saved user-reachable arrays up to this many elements are copied rather than locked:
-#: for small arrays a copy costs less than the lock bookkeeping and needs none.
-COPY_LIMIT = 1024
-
-
-def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, tuple[ndarray, ...] | None]:
-    """Make the saved inputs the user can reach safe from later in-place changes.
-
-    Arrays that are not results of recorded ops (leaf data, constants, plain ndarrays)
-    are copied when small and locked read-only otherwise. Returns the inputs to save
-    and the arrays locked (``None`` if none).
-    """
-    saved = list(inputs)
-    to_lock = None
-    for i, x in enumerate(inputs):
-        n = nodes[i]
-        if type(x) is ndarray and (n is None or not n._is_entry):
-            if x.size <= COPY_LIMIT:
-                saved[i] = x.copy()
-            elif to_lock is None:
-                to_lock = [x]
-            else:
-                to_lock.append(x)
-    return tuple(saved), (lock(to_lock) if to_lock else None)
-
-
-class _LeafMark:
-    """Marks a leaf tensor as a node (``requires_grad`` or watched by a tape)."""
-
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def __repr__(self) -> str:
-        return f"<{self.kind}>"
-
-
-#: ``Tensor._node`` of a leaf with ``requires_grad=True``.
-LEAF = _LeafMark("leaf")
-#: ``Tensor._node`` of a leaf watched by an active ``tg.Tape`` only.
-WATCHED = _LeafMark("watched")
 
 
 class _State(threading.local):

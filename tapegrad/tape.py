@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .backward import make_seed, replay
-from .graph import WATCHED, Entry, enter_special_mode, leave_special_mode, state
+from .entry import WATCHED, Entry
+from .graph import enter_special_mode, leave_special_mode, state
 from .tensor import Tensor, _make
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import graph
-from .graph import LEAF, WATCHED, Entry
+from .entry import LEAF, WATCHED, Entry
 
 _new = object.__new__
 
@@ -29,7 +29,7 @@ class Tensor:
 
     __slots__ = ("_data", "_node", "__dict__", "__weakref__")
 
-    _is_entry = False  # see graph.Entry._is_entry
+    _is_entry = False  # see entry.Entry._is_entry
     # Defaults kept on the class so that creating a tensor sets two slots only.
     grad: np.ndarray | Any | None = None
     name: str | None = None

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .graph import LEAF, state
+from .entry import LEAF
+from .graph import state
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make
 

@@ -1,7 +1,7 @@
 """Mutating an array a live graph saved never yields a silently wrong gradient.
 
 The rule (README, "Data, copies and mutation"): ``tg.tensor`` copies its data; a saved
-array the user can reach is copied when small (<= graph.COPY_LIMIT elements) and made
+array the user can reach is copied when small (<= protect.COPY_LIMIT elements) and made
 read-only while the graph needs it when large; results of recorded ops are read-only.
 """
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.graph import COPY_LIMIT
+from tapegrad.protect import COPY_LIMIT
 
 BIG = COPY_LIMIT + 1
 
