@@ -33,7 +33,8 @@ def _check_reduction(reduction):
 def _reduce(loss, reduction):
     _check_reduction(reduction)
     if reduction == "mean":
-        return np.asarray(loss.mean(), dtype=loss.dtype)
+        return np.asarray(loss.sum() / max(loss.size, 1) if loss.size else np.nan,
+                          dtype=loss.dtype)
     if reduction == "sum":
         return np.asarray(loss.sum(), dtype=loss.dtype)
     return loss
@@ -60,13 +61,21 @@ def _kept(g, ndim, axis, keepdims):
 # ----------------------------------------------------------------- softmax family
 
 
+def _shift(x, axis):
+    """The max along ``axis`` (kept), 0 where it is not finite (all -inf rows)."""
+    m = x.max(axis=axis, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0)
+    return m
+
+
 def logsumexp_forward(x, axis=-1, keepdims=False):
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    x = np.asarray(x)
+    m = _shift(x, axis)
+    s = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
     if keepdims:
         return s
-    return np.squeeze(s, axis=axis) if axis is not None else s.reshape(())
+    return s.squeeze(axis=axis) if axis is not None else s.reshape(())
 
 
 def logsumexp_grad(g, out, x, axis=-1, keepdims=False):
@@ -74,8 +83,9 @@ def logsumexp_grad(g, out, x, axis=-1, keepdims=False):
 
 
 def softmax_forward(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 def softmax_grad(g, out, x, axis=-1):
@@ -113,22 +123,31 @@ def _labels(logits, labels):
     return labels
 
 
+def _picked(x, labels):
+    """``x[..., labels]`` per row: the logit of each row's label."""
+    rows = x.reshape(-1, x.shape[-1])
+    return rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
+
+
 def cross_entropy_forward(logits, labels, reduction="mean"):
     _check_reduction(reduction)
     if np.ndim(logits) < 1:
         raise ValueError("cross_entropy: logits need a class axis (shape (..., C))")
     labels = _labels(logits, labels)
-    picked = np.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
-    return _reduce(logsumexp_forward(logits, axis=-1) - picked, reduction)
+    return _reduce(logsumexp_forward(logits, axis=-1) - _picked(logits, labels), reduction)
 
 
 def cross_entropy_grad(g, out, logits, labels, reduction="mean"):
     labels = np.asarray(labels)
+    scale = g[..., None] if reduction == "none" else _scale(g, labels.size, reduction)
+    if isinstance(logits, np.ndarray) and isinstance(g, np.ndarray):
+        # Plain backward: softmax, minus one at each label in place (no one-hot array).
+        p = softmax_forward(logits, axis=-1)
+        rows = p.reshape(-1, p.shape[-1])
+        rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= 1
+        p *= scale
+        return p, None
     onehot = (np.arange(logits.shape[-1]) == labels[..., None]).astype(logits.dtype)
-    if reduction == "none":
-        scale = g[..., None]
-    else:
-        scale = _scale(g, labels.size, reduction)
     return (_softmax(logits, axis=-1) - onehot) * scale, None
 
 
