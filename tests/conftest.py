@@ -1,13 +1,11 @@
+import itertools
 import sys
 from pathlib import Path
 
+import pytest
+
 # Import the checkout's tapegrad even when run without installing it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-import itertools  # noqa: E402
-
-import pytest  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
 
