@@ -70,6 +70,15 @@ def where_grad_y(g, out, cond, x, y):
     return np.where(cond, 0.0, g)
 
 
+def clip(x, a_min=None, a_max=None):
+    # One-sided clips as a single ufunc: np.clip goes through Python wrappers first.
+    if a_max is None:
+        return np.maximum(x, a_min) if a_min is not None else np.array(x, copy=True)
+    if a_min is None:
+        return np.minimum(x, a_max)
+    return np.clip(x, a_min, a_max)
+
+
 def clip_grad(g, out, x, a_min=None, a_max=None):
     inside = np.ones(x.shape, dtype=bool)
     if a_min is not None:
@@ -201,7 +210,7 @@ def tapegrad_ops():
               jvp=_jvp.where,
               save_out=False, implements=(np.where,), samples=_where_samples,
               doc="x where cond else y (cond gets no gradient)"),
-        OpDef("clip", np.clip, clip_grad, jvp=lambda ts, out, x, **p: clip_grad(ts[0], out, x, **p),
+        OpDef("clip", clip, clip_grad, jvp=lambda ts, out, x, **p: clip_grad(ts[0], out, x, **p),
               params={"a_min": None, "a_max": None},
               save_out=False, method=True, implements=(np.clip,), samples=_clip_samples,
               doc="limit values to [a_min, a_max]"),
