@@ -63,16 +63,20 @@ def numpy_impl():
     return Graph
 
 
+def tanh_chain(y, depth):
+    """The benchmarked graph, for tensors with a .tanh() method (tapegrad, torch)."""
+    for _ in range(depth):
+        y = (y * 1.0001 + 0.001).tanh()
+    return y
+
+
 def tapegrad_impl():
     import tapegrad as tg
 
     class Graph:
         def __init__(self, depth):
             self.x = x = tg.tensor(Y0, requires_grad=True)
-            y = x
-            for _ in range(depth):
-                y = (y * 1.0001 + 0.001).tanh()
-            self.y = y
+            self.y = tanh_chain(x, depth)
 
         def backward(self):
             self.y.backward()
@@ -111,10 +115,7 @@ def torch_impl():
     class Graph:
         def __init__(self, depth):
             self.x = x = torch.tensor(Y0, dtype=torch.float64, requires_grad=True)
-            y = x
-            for _ in range(depth):
-                y = (y * 1.0001 + 0.001).tanh()
-            self.y = y
+            self.y = tanh_chain(x, depth)
 
         def backward(self):
             self.y.backward()

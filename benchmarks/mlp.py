@@ -107,6 +107,17 @@ def tapegrad_cross_entropy(tg, prefer_ops: bool = False) -> tuple[Callable[..., 
     return cross_entropy, "ops log-softmax"
 
 
+def relu_mlp(params, X):
+    """Logits of the network, for tensors with ``@``, ``+`` and ``.relu()``."""
+    h = X
+    last = len(params) - 1
+    for i, (W, b) in enumerate(params):
+        h = h @ W + b
+        if i < last:
+            h = h.relu()
+    return h
+
+
 class TapegradMLP:
     """The network on tapegrad tensors; ``step`` is one SGD step on ``.data``."""
 
@@ -117,13 +128,7 @@ class TapegradMLP:
         self.ce, self.ce_label = tapegrad_cross_entropy(tg, loss_from_ops)
 
     def forward(self, X):
-        h = X
-        last = len(self.params) - 1
-        for i, (W, b) in enumerate(self.params):
-            h = h @ W + b
-            if i < last:
-                h = h.relu()
-        return h
+        return relu_mlp(self.params, X)
 
     def loss(self, X, y):
         return self.ce(self.forward(X), y)
@@ -186,13 +191,7 @@ class TorchMLP:
         self.F = torch.nn.functional
 
     def loss(self, X, y):
-        h = X
-        last = len(self.params) - 1
-        for i, (W, b) in enumerate(self.params):
-            h = h @ W + b
-            if i < last:
-                h = h.relu()
-        return self.F.cross_entropy(h, y)
+        return self.F.cross_entropy(relu_mlp(self.params, X), y)
 
     def grads(self, X, y):
         loss = self.loss(self.torch.from_numpy(X), self.torch.from_numpy(y))

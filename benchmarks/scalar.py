@@ -186,7 +186,8 @@ def numpy_fwd_bwd(layers, X, Y):
 # ----------------------------------------------------------------------------- libraries
 
 
-def tapegrad_fwd_bwd(tg, params, X, Y):
+def autodiff_fwd_bwd(params, X, Y):
+    """One pass for tapegrad or torch tensors (same API here): ``(t_f, t_b, loss)``."""
     t0 = C.perf_counter()
     loss = forward_loss(params, X, Y, lambda v: v.relu())
     t1 = C.perf_counter()
@@ -216,15 +217,6 @@ def micrograd_fwd_bwd(model, X, Y):
     loss.backward()
     t2 = C.perf_counter()
     return t1 - t0, t2 - t1, loss.data
-
-
-def torch_fwd_bwd(torch, params, X, Y):
-    t0 = C.perf_counter()
-    loss = forward_loss(params, X, Y, lambda v: v.relu())
-    t1 = C.perf_counter()
-    loss.backward()
-    t2 = C.perf_counter()
-    return t1 - t0, t2 - t1, loss.item()
 
 
 # ----------------------------------------------------------------------------- main
@@ -281,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     _, _, loss, g = numpy_fwd_bwd(np_layers, Xa, Ya)
     got["numpy batched (hand)"] = (loss, flat(g))
     tg_zero()
-    loss = tapegrad_fwd_bwd(tg, tg_params, X, Y)[2]
+    loss = autodiff_fwd_bwd(tg_params, X, Y)[2]
     got["tapegrad"] = (loss, flat(tg_grads()))
-    impls = {"tapegrad": lambda: tapegrad_fwd_bwd(tg, tg_params, X, Y)}
+    impls = {"tapegrad": lambda: autodiff_fwd_bwd(tg_params, X, Y)}
     resets = {"tapegrad": tg_zero}
     if micrograd is not None:
         model = micrograd_model(weights)
@@ -304,11 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             for p in t_all:
                 p.grad = None
 
-        loss = torch_fwd_bwd(torch, t_params, X, Y)[2]
+        loss = autodiff_fwd_bwd(t_params, X, Y)[2]
         got["torch"] = (loss, np.array([0.0 if p.grad is None else p.grad.item()
                                         for p in t_all]))
         name = "torch " + torch.__version__.split("+")[0]
-        impls[name] = lambda: torch_fwd_bwd(torch, t_params, X, Y)
+        impls[name] = lambda: autodiff_fwd_bwd(t_params, X, Y)
         resets[name] = torch_zero
     for name, (loss, g) in got.items():
         if not (math.isclose(loss, ref_loss, rel_tol=1e-9, abs_tol=1e-12)
