@@ -79,7 +79,7 @@ class Registry:
         self.namespace = OpNamespace()
         self.distributions: dict[str, tuple[str, str]] = {}  # plugin -> (dist, version)
         self.problems: list[str] = []  # clashes found while loading installed plugins
-        self._bound: dict[str, str] = {}  # Tensor attribute -> op that bound it
+        self._bound: set[str] = set()  # Tensor attributes the current table bound
 
     # ------------------------------------------------------------------ loading
     def load_defaults(self) -> None:
@@ -262,7 +262,7 @@ class Registry:
                 delattr(Tensor, attr)
         for attr, value in bound.items():
             setattr(Tensor, attr, value)
-        self._bound = dict.fromkeys(bound, "")
+        self._bound = set(bound)
         self.ops = table
         ns = self.namespace.__dict__
         ns.clear()
