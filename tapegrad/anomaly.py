@@ -47,6 +47,7 @@ class detect_anomaly:  # noqa: N801  (a context manager used like a function)
         if self.enabled:
             with _lock:
                 graph.anomaly_flag[0] += 1
+            graph.enter_special_mode()  # the op callers' fast path checks this only
             self._entered += 1
         return self
 
@@ -55,6 +56,7 @@ class detect_anomaly:  # noqa: N801  (a context manager used like a function)
             self._entered -= 1
             with _lock:
                 graph.anomaly_flag[0] -= 1
+            graph.leave_special_mode()
 
     def __call__(self, fn: F) -> F:
         enabled = self.enabled

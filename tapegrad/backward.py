@@ -128,15 +128,17 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
     if create_graph:
         prev_enabled = state.grad_enabled
         state.grad_enabled = True
-    anomaly = graph.anomaly_flag
-    # `nxt` short-cuts the heap along chains: an entry reached while nothing else is
-    # pending is necessarily the newest pending one.
+    checking = graph.anomaly_flag[0]
+    # Along a chain the heap is bypassed: an entry reached while nothing else is pending
+    # is necessarily the newest pending one, and no other entry can add to its gradient
+    # any more, so it is handed over in `nxt`/`g_nxt` without touching `grads`.
     nxt = heappop(heap)[1] if heap else None
+    g_nxt = grads.pop(nxt) if nxt is not None else None
     try:
         while nxt is not None:
             e = nxt
+            g = g_nxt
             nxt = None
-            g = grads.pop(e)
             if keep is not None and e in keep:
                 kept[e] = g
             nodes = e.nodes
@@ -145,25 +147,23 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
             if e.hooks:
                 g = run_hooks(e.hooks, g)
             op = e.op
-            per_input = False
+            inputs = e.inputs
+            out = e.out
+            params = e.params
+            rule = op.vjp_rule
+            per_input = op.per_input and not create_graph
             try:
                 if create_graph:
                     results = _vjp_recorded(e, g)
                 else:
-                    inputs = e.inputs
                     if inputs is None:
                         inputs = op.blank_inputs or _stand_ins(e)
-                    out = e.out
-                    params = e.params
-                    rule = op.vjp_rule
-                    if op.per_input:
-                        per_input = True
-                    else:
+                    if not per_input:
                         results = (rule(g, out, *inputs, **params) if params
                                    else rule(g, out, *inputs))
                         if type(results) is not tuple:
                             if len(nodes) == 1 and type(results) is ndarray:
-                                results = (results,)
+                                results = (results,)  # one input: a bare gradient
                             else:
                                 results = _as_tuple(results, e)
                         elif len(results) != len(nodes):
@@ -182,7 +182,7 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                         gi = results[i]
                     if gi is None:
                         continue
-                    if anomaly[0]:
+                    if checking:
                         graph.check_finite(op, "vjp", gi, e.site)
                     if n._is_entry:
                         shape = n.shape
@@ -190,28 +190,30 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                     else:
                         shape = n._data.shape
                         dtype = n._data.dtype
-                    try:
-                        gshape = gi.shape
-                    except AttributeError:
+                    if type(gi) is not ndarray and not isinstance(gi, Tensor):
                         gi = np.asarray(gi)
-                        gshape = gi.shape
-                    if gshape != shape:
+                    if gi.shape != shape:
                         gi = unbroadcast(gi, shape, e, i)
                     if gi.dtype is not dtype and gi.dtype != dtype:
                         gi = gi.astype(dtype)
+                    if n is nxt:  # a second input fed by the same chain entry (x * x)
+                        g_nxt = g_nxt + gi
+                        continue
                     prev = grads.get(n)
-                    if prev is None:
-                        grads[n] = gi
-                        if n._is_entry and (tape is None or n in tape):
-                            if nxt is None and not heap:
-                                nxt = n
-                            else:
-                                if nxt is not None:
-                                    heappush(heap, (-nxt.seq, nxt))
-                                    nxt = None
-                                heappush(heap, (-n.seq, n))
-                    else:
+                    if prev is not None:
                         grads[n] = prev + gi
+                    elif not n._is_entry or (tape is not None and n not in tape):
+                        grads[n] = gi  # a leaf (or an entry outside the tape): kept
+                    elif nxt is None and not heap:
+                        nxt = n
+                        g_nxt = gi
+                    else:
+                        grads[n] = gi
+                        if nxt is not None:
+                            grads[nxt] = g_nxt
+                            heappush(heap, (-nxt.seq, nxt))
+                            nxt = None
+                        heappush(heap, (-n.seq, n))
             except (OpRuleError, DifferentiabilityError, FloatingPointError):
                 raise
             except Exception as exc:
@@ -223,6 +225,7 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                     e.release()
             if nxt is None and heap:
                 nxt = heappop(heap)[1]
+                g_nxt = grads.pop(nxt)
     finally:
         if create_graph:
             state.grad_enabled = prev_enabled

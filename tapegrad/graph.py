@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .entry import Entry, _LeafMark
+from .entry import Entry, _LeafMark, _seq
 from .errors import OpRuleError, TapegradError
-from .protect import LockingEntry, protect
+from .protect import COPY_LIMIT, LockingEntry, protect
 
 if TYPE_CHECKING:
     from .opdef import OpInfo
@@ -169,10 +169,14 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
            mutable: bool = True) -> Tensor:
     """Append one entry for a call whose inputs are tracked; return the output tensor.
 
+    The general path: no_grad and open tapes, anomaly checks, locking large saved
+    arrays. (The one- and two-input callers record the common case themselves.)
     ``mutable`` is False when the caller knows no input is a user-reachable array
     (all are results of recorded ops, or scalars): nothing to protect then.
     """
     if special_modes[0]:
+        if anomaly_flag[0]:
+            check_finite(info, "forward", out)
         st = state
         if not st.grad_enabled:
             return _make(out, None)
@@ -210,17 +214,33 @@ def _has_untracked(nodes: tuple) -> bool:
     return False
 
 
+def _untracked(info: OpInfo, out: ndarray) -> Tensor:
+    """The result of a call nothing records (general path: anomaly mode checks it)."""
+    if anomaly_flag[0]:
+        check_finite(info, "forward", out)
+    return _make(out, None)
+
+
 def make_caller(info: OpInfo) -> Callable[..., Tensor]:
-    """Build the function behind ``tg.ops.<info.name>``."""
+    """Build the function behind ``tg.ops.<info.name>``.
+
+    Ops of one and two inputs (nearly all calls) get callers that record the common
+    case inline: no mode active (no_grad, tape, anomaly), nothing to lock. Everything
+    else goes through :func:`record`.
+    """
     d = info.definition
     forward = d.forward
     differentiable = d.vjp is not None
     nondiff = frozenset(d.nondiff)
     defaults = info.params
     nparams = len(defaults)
+    save_inputs = info.save_inputs
+    save_out = info.save_out
     T = Tensor
     make = _make
     new = _new
+    new_entry = Entry.__new__
+    next_seq = _seq.__next__
 
     def resolve(extra, params):
         if extra:
@@ -233,13 +253,9 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
     def finish(out, nodes, inputs, params):
         if type(out) is not ndarray:
             out = _to_array(out, info)
-        if anomaly_flag[0]:
-            check_finite(info, "forward", out)
         if nodes is None:
-            return make(out, None)
+            return _untracked(info, out) if special_modes[0] else make(out, None)
         return record(info, nodes, inputs, out, params)
-
-    # The one- and two-input callers inline `finish`: they run on every op call.
 
     if info.variadic:
 
@@ -268,6 +284,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             return finish(out, tuple(nodes) if tracked else None, inputs, params)
 
     elif info.nargs == 1 and not nondiff:
+        keep_x = save_inputs is True
 
         def call(x, *extra, **params):
             params = resolve(extra, params) if extra or params else defaults
@@ -286,18 +303,38 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, (xd,), params) from exc
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            if anomaly_flag[0]:
-                check_finite(info, "forward", out)
+            t = new(T)
+            t._data = out
             if n is None or not differentiable:
-                t = new(T)  # make(out, None), inlined: the untracked fast path
-                t._data = out
+                if special_modes[0]:
+                    return _untracked(info, out)
                 t._node = None
                 return t
             if type(n) is _LeafMark:
-                return record(info, (x,), (xd,), out, params, type(xd) is ndarray)
-            return record(info, (n,), (xd,), out, params, False)
+                n = x
+                if special_modes[0] or (keep_x and xd.size > COPY_LIMIT):
+                    return record(info, (n,), (xd,), out, params)
+                if keep_x:
+                    xd = xd.copy()  # the leaf's data is the user's: keep a private copy
+            elif special_modes[0]:
+                return record(info, (n,), (xd,), out, params, False)
+            # The common case, inlined: append an Entry (see record()).
+            e = new_entry(Entry)
+            e.op = info
+            e.nodes = (n,)
+            e.inputs = (xd,) if keep_x else None
+            e.out = out if save_out else None
+            e.params = params
+            e.shape = out.shape
+            e.dtype = out.dtype
+            e.seq = next_seq()
+            e.hooks = e.site = None
+            t._node = e
+            return t
 
     elif info.nargs == 2 and not nondiff:
+        keep_ab = save_inputs is True
+        shapes_only = save_inputs == "shape"
 
         def call(a, b, *extra, **params):
             params = resolve(extra, params) if extra or params else defaults
@@ -325,16 +362,46 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, (ad, bd), params) from exc
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            if anomaly_flag[0]:
-                check_finite(info, "forward", out)
+            t = new(T)
+            t._data = out
             if (an is None and bn is None) or not differentiable:
-                t = new(T)  # make(out, None), inlined: the untracked fast path
-                t._data = out
+                if special_modes[0]:
+                    return _untracked(info, out)
                 t._node = None
                 return t
-            mutable = ((type(ad) is ndarray and (an is None or not an._is_entry))
-                       or (type(bd) is ndarray and (bn is None or not bn._is_entry)))
-            return record(info, (an, bn), (ad, bd), out, params, mutable)
+            if keep_ab:
+                # Saved arrays the user can reach (not results of recorded ops) get a
+                # private copy; large ones are locked instead, on the general path.
+                ua = type(ad) is ndarray and (an is None or not an._is_entry)
+                ub = type(bd) is ndarray and (bn is None or not bn._is_entry)
+                if ua or ub:
+                    if (special_modes[0] or (ua and ad.size > COPY_LIMIT)
+                            or (ub and bd.size > COPY_LIMIT)):
+                        return record(info, (an, bn), (ad, bd), out, params)
+                    if ua:
+                        ad = ad.copy()
+                    if ub:
+                        bd = bd.copy()
+                inputs = (ad, bd)
+            elif shapes_only and (an is None or bn is None):
+                return record(info, (an, bn), (ad, bd), out, params)
+            else:
+                inputs = None
+            if special_modes[0]:
+                return record(info, (an, bn), inputs or (ad, bd), out, params, False)
+            # The common case, inlined: append an Entry (see record()).
+            e = new_entry(Entry)
+            e.op = info
+            e.nodes = (an, bn)
+            e.inputs = inputs
+            e.out = out if save_out else None
+            e.params = params
+            e.shape = out.shape
+            e.dtype = out.dtype
+            e.seq = next_seq()
+            e.hooks = e.site = None
+            t._node = e
+            return t
 
     else:
         nargs = info.nargs

@@ -34,6 +34,11 @@ class OpDef:
         forward: ndarrays in, ndarray out.
         vjp: reverse-mode rule, or ``None`` for an op that is not differentiable
             (its outputs are never recorded).
+        plain_vjp: optional faster form of ``vjp`` for plain ndarrays, in the same
+            shape (one function, or one per input with ``None`` in the same places).
+            The backward pass uses it when nothing is recorded; ``vjp`` still runs
+            under ``create_graph=True``. Both must compute the same gradients (the
+            checks run both). YAML ops get one compiled from their formulas.
         jvp: optional forward-mode rule ``jvp(tangents, out, *inputs, **params)`` where
             ``tangents`` holds one tangent per input (``None`` for a zero tangent);
             returns the tangent of ``out``. Ops without one get forward mode from their
@@ -63,6 +68,7 @@ class OpDef:
     name: str
     forward: Callable[..., Any]
     vjp: Callable[..., Any] | None = None
+    plain_vjp: Callable[..., Any] | None = None
     jvp: Callable[..., Any] | None = None
     nargs: int | None = None
     variadic: bool = False
@@ -98,8 +104,8 @@ class OpInfo:
     def __post_init__(self) -> None:
         # Read on every replayed entry: plain attributes, not properties.
         d = self.definition
-        self.vjp_rule = d.vjp
-        self.per_input = type(d.vjp) is tuple
+        self.vjp_rule = d.vjp if d.plain_vjp is None else d.plain_vjp
+        self.per_input = type(self.vjp_rule) is tuple
         self.save_inputs = d.save_inputs
         self.save_out = d.save_out
         # What a vjp that saved no inputs receives in their place.
@@ -164,6 +170,22 @@ def resolve_arity(op: OpDef, source: str) -> tuple[int, dict[str, Any]]:
             "takes; pass nargs= to OpDef"
         )
     return nargs, params or {}
+
+
+def check_plain_vjp(op: OpDef, source: str) -> None:
+    """``plain_vjp`` must have the shape of ``vjp``: a function, or one per input."""
+    plain, vjp = op.plain_vjp, op.vjp
+    if plain is None:
+        return
+    if vjp is None:
+        problem = "a plain_vjp needs a vjp (used under create_graph)"
+    elif (type(plain) is tuple) != (type(vjp) is tuple):
+        problem = "plain_vjp and vjp must both be one function or both one per input"
+    elif type(plain) is tuple and [f is None for f in plain] != [f is None for f in vjp]:
+        problem = "plain_vjp must have a rule for exactly the inputs vjp has one for"
+    else:
+        return
+    raise PluginError(f"op {op.name!r} from {source}: {problem}")
 
 
 def _infer_signature(fn: Callable[..., Any],

@@ -26,7 +26,7 @@ import pluggy
 from . import dispatch, entrypoints, hookspecs
 from .errors import PluginError, UnknownOpError
 from .graph import make_caller
-from .opdef import OpDef, OpInfo, resolve_arity
+from .opdef import OpDef, OpInfo, check_plain_vjp, resolve_arity
 from .tensor import CORE_ATTRIBUTES, Tensor
 
 ENTRY_POINT_GROUP = "tapegrad"
@@ -216,6 +216,7 @@ class Registry:
         if not op.name.isidentifier():
             raise PluginError(f"plugin {plugin!r}: op name {op.name!r} is not an identifier")
         nargs, params = resolve_arity(op, source)
+        check_plain_vjp(op, source)
         info = OpInfo(name=op.name, source=source, nargs=nargs, params=params,
                       definition=op, plugin=plugin)
         info.call = make_caller(info)

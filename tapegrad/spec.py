@@ -324,11 +324,12 @@ class _Spec:
     def build(self, callees: Mapping[str, Callee]) -> OpDef:
         base = {a: "arg" for a in self.args} | {p: "param" for p in self.params}
         used: set[str] = set()
-        vjp = self._vjp(base, callees, used)
+        vjp, plain_vjp = self._vjp(base, callees, used)
         jvp = self._jvp(base, callees, used)
         domain, samples = self._checks()
         return OpDef(
-            name=self.name, forward=self.forward, vjp=vjp, jvp=jvp, nargs=len(self.args),
+            name=self.name, forward=self.forward, vjp=vjp, plain_vjp=plain_vjp,
+            jvp=jvp, nargs=len(self.args),
             params=dict(self.params),
             nondiff=tuple(self.args.index(a) for a in self.nondiff), method=self.method,
             implements=(self.ufunc,) if self.ufunc is not None else (),
@@ -336,7 +337,8 @@ class _Spec:
             domain=domain, samples=samples, doc=self.doc,
         )
 
-    def _vjp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> Any:
+    def _vjp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> tuple:
+        """The vjp rules, one per arg, and their plain-NumPy versions (see OpDef)."""
         raw = self.raw.get("vjp")
         w = self.where.at("vjp")
         if raw is None:
@@ -344,7 +346,7 @@ class _Spec:
                 raise fail(w, "missing field", "vjp", f"give one formula per "
                             f"differentiable arg ({', '.join(self.diff)}), or list args "
                             "that get no gradient under nondiff")
-            return None
+            return None, None
         if not isinstance(raw, dict):
             raise fail(w, "expected a mapping arg -> formula", raw,
                         f"e.g. vjp: {{{self.args[0]}: \"g * ...\"}}")
@@ -356,26 +358,32 @@ class _Spec:
                 raise fail(w.at(f"vjp.{key}"), "arg is listed under nondiff but has a "
                             "vjp", key, "drop one of the two")
         if not self.diff:
-            return None
+            return None, None
         names = base | {"g": "grad", "out": "out"}
+        slots = {n: i for i, n in enumerate(["g", "out", *self.args, *self.params])}
         rules: list[Callable[..., Any] | None] = []
+        plain: list[Callable[..., Any] | None] = []
         for a in self.args:
             if a in self.nondiff:
                 rules.append(None)
+                plain.append(None)
                 continue
             if a not in raw:
                 raise fail(w, "missing vjp for a differentiable arg", a,
                             f"add vjp.{a}: \"g * ...\", or list {a} under nondiff")
             field = f"vjp.{a}"
             text = self.formula_text(field, raw[a])
-            f = Compiler(w.at(field, text), names, callees).build()
+            f = Compiler(w.at(field, text), names, callees, float_literals=True).build()
             if "g" not in f.names:
                 raise fail(w.at(field, text), "a vjp formula must use g (it is linear in "
                             "the upstream gradient)", text,
                             "an arg that gets no gradient goes under nondiff")
             used |= f.names
             rules.append(_rule(f.fn, self.args, self.params))
-        return tuple(rules)
+            fast = Compiler(w.at(field, text), names, callees, slots=slots,
+                            float_literals=True).build()
+            plain.append(_plain_rule(fast.fn, self.args, self.params))
+        return tuple(rules), tuple(plain)
 
     def _jvp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> Any:
         if "jvp" not in self.raw:
@@ -388,7 +396,8 @@ class _Spec:
                 raise fail(self.where.at(field, text), f"name defined twice: {t!r} is both "
                             "a tangent and an arg or param", t, "rename the arg or param")
         names = base | {"out": "out"} | dict.fromkeys(tangents, "tangent")
-        f = Compiler(self.where.at(field, text), names, callees, zero_aware=True).build()
+        f = Compiler(self.where.at(field, text), names, callees, zero_aware=True,
+                     float_literals=True).build()
         if not f.names & tangents.keys():
             raise fail(self.where.at(field, text), "a jvp formula must use a tangent "
                         f"({', '.join(tangents) or 'none: every arg is nondiff'})", text)
@@ -498,6 +507,23 @@ def _rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
         env["g"] = g
         env["out"] = out
         return fn(env)
+
+    return vjp
+
+
+def _plain_rule(fn: Callable[[tuple], Any], args: list[str], params: dict[str, Any]):
+    """One input's vjp on plain ndarrays: the values go to ``fn`` as a tuple
+    ``(g, out, *inputs, *params)``, the slots the formula was compiled for."""
+    if len(args) == 1 and not params:
+
+        def vjp1(g: Any, out: Any, x: Any) -> Any:
+            return fn((g, out, x))
+
+        return vjp1
+    defaults = tuple(params.items())
+
+    def vjp(g: Any, out: Any, *inputs: Any, **kw: Any) -> Any:
+        return fn((g, out, *inputs, *[kw.get(k, d) for k, d in defaults]))
 
     return vjp
 
