@@ -405,6 +405,50 @@ def test_vjp_gradient_with_broadcast_shape_is_summed_back(plugins):
     np.testing.assert_allclose(x.grad, [4.0, 4.0, 4.0])
 
 
+def test_plain_vjp_runs_on_the_plain_path_and_vjp_under_create_graph(plugins):
+    name = f"te_plain_{uuid.uuid4().hex[:6]}"
+    calls = {"plain": 0, "vjp": 0}
+
+    def plain(g, out, x):
+        calls["plain"] += 1
+        return g * 3.0 * np.square(x)
+
+    def vjp(g, out, x):
+        calls["vjp"] += 1
+        return g * 3.0 * x * x
+
+    plugins(_plugin(tg.OpDef(name, lambda x: x ** 3, vjp, plain_vjp=plain)))
+    cube = getattr(tg.ops, name)
+    x = tg.tensor([1.0, -2.0], requires_grad=True)
+    cube(x).sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 12.0])
+    assert calls == {"plain": 1, "vjp": 0}
+    x.grad = None
+    cube(x).sum().backward(create_graph=True)
+    assert calls == {"plain": 1, "vjp": 1}
+    g1 = x.grad
+    x.grad = None
+    g1.sum().backward()
+    np.testing.assert_allclose(x.grad, [6.0, -12.0])  # d/dx 3x^2
+    tg.check_grads(lambda t: cube(t).sum(), np.array([0.5, 1.5]), order=2)
+
+
+@pytest.mark.parametrize("plain, vjp, problem", [
+    (lambda g, out, x: g, None, "needs a vjp"),
+    ((lambda g, out, x: g,), lambda g, out, x: g, "both be one function"),
+    ((lambda g, out, a, b: g, None), (lambda g, out, a, b: g, lambda g, out, a, b: g),
+     "exactly the inputs"),
+])
+def test_plain_vjp_must_have_the_shape_of_vjp(plugins, plain, vjp, problem):
+    name = f"te_badplain_{uuid.uuid4().hex[:6]}"
+    op = tg.OpDef(name, np.add if isinstance(plain, tuple) and len(plain) == 2 else np.sin,
+                  vjp, plain_vjp=plain)
+    with pytest.raises(tg.PluginError, match=problem) as err:
+        plugins(_plugin(op), name="te-badplain-src")
+    assert name in str(err.value) and "te-badplain-src" in str(err.value)
+    _still_works()
+
+
 def test_unknown_op_name_raises_key_error_with_close_matches():
     with pytest.raises(KeyError) as err:
         tg.get_op("tahn")
