@@ -58,7 +58,8 @@ THREADS = _blas_threads()
 
 
 def _clock() -> str:
-    """``--clock wall`` (default: ``time.perf_counter``) or ``cpu`` (``time.process_time``).
+    """``--clock wall`` (default: ``time.perf_counter``) or ``cpu`` (``time.thread_time``
+    with one BLAS thread, else ``time.process_time``).
 
     CPU time leaves out the time the process waits for a core, so it stays meaningful on
     an overloaded machine (load average above the CPU count); it adds up all threads,
@@ -73,7 +74,13 @@ def _clock() -> str:
 
 
 CLOCK = _clock()
-perf_counter = time.process_time if CLOCK == "cpu" else time.perf_counter
+# With one BLAS thread all measured work runs on the calling thread: its CPU time leaves
+# out other threads of the process too (the worker threads an optional library such as
+# torch keeps), not just other processes.
+if CLOCK == "cpu":
+    perf_counter = time.thread_time if THREADS == "1" else time.process_time
+else:
+    perf_counter = time.perf_counter
 if "numpy" in sys.modules and THREADS != "0":
     print("warning: numpy was imported before _common: --threads may not apply",
           file=sys.stderr)
@@ -100,7 +107,7 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="instead of the table, cProfile the tapegrad row and print the top "
                         "N functions by own time (default 15)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                   help="wall: time.perf_counter (default); cpu: time.process_time, robust "
+                   help="wall: time.perf_counter (default); cpu: CPU time, robust "
                         "when other jobs compete for the cores")
     p.add_argument("--threads", default="1",
                    help="BLAS/OpenMP threads (default 1; 0 keeps the libraries' default)")
@@ -162,14 +169,37 @@ def median(xs: Sequence[float]) -> float:
 
 
 def interleave(impls: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
-               collect: bool = True, gc_off: bool = False) -> dict[str, dict[str, float]]:
+               collect: bool = True, gc_off: bool = False,
+               apart: Sequence[str] | None = None,
+               anchor: str = "tapegrad") -> dict[str, dict[str, float]]:
     """Run each implementation ``warmup + repeats`` times, rotating the order each round.
 
     Returns ``{name: {phase: median seconds}}``; a float result is the phase "total".
     ``gc.collect()`` runs before every call (outside the timed region) so that no
     implementation pays for another's garbage; the collector stays enabled inside, as
     in real use, unless ``gc_off`` (``--no-gc``).
+
+    Rows named in ``apart`` (by default the torch rows: once torch has run, NumPy's small
+    calls get up to a quarter slower on a small machine, which would flatter every ratio
+    to the NumPy floor) are timed in a second pass together with ``anchor``, and scaled
+    by the anchor's drift between the passes: each ratio comes from numbers of one pass.
     """
+    if apart is None:
+        apart = [n for n in impls if n.startswith("torch")] if anchor in impls else []
+    first = {n: f for n, f in impls.items() if n not in apart}
+    res = _interleave(first, repeats, warmup, collect, gc_off)
+    later = {n: f for n, f in impls.items() if n in apart}
+    if later:
+        second = _interleave({anchor: impls[anchor], **later}, repeats, warmup, collect,
+                             gc_off)
+        for name in later:
+            res[name] = {ph: v * res[anchor][ph] / second[anchor][ph]
+                         for ph, v in second[name].items() if ph in res[anchor]}
+    return res
+
+
+def _interleave(impls: dict[str, Callable[[], Any]], repeats: int, warmup: int,
+                collect: bool, gc_off: bool) -> dict[str, dict[str, float]]:
     names = list(impls)
     samples: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     for r in range(warmup + repeats):
