@@ -318,7 +318,8 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                     xd = xd.copy()  # the leaf's data is the user's: keep a private copy
             elif special_modes[0]:
                 return record(info, (n,), (xd,), out, params, False)
-            # The common case, inlined: append an Entry (see record()).
+            # The common case: append an Entry (see record()), written out in both the
+            # one- and two-input callers because a helper call costs 0.1 us per op.
             e = new_entry(Entry)
             e.op = info
             e.nodes = (n,)
@@ -389,7 +390,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 inputs = None
             if special_modes[0]:
                 return record(info, (an, bn), inputs or (ad, bd), out, params, False)
-            # The common case, inlined: append an Entry (see record()).
+            # The common case: append an Entry, as in the one-input caller above.
             e = new_entry(Entry)
             e.op = info
             e.nodes = (an, bn)
