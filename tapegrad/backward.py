@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import graph
-from .entry import LEAF, Entry
+from .entry import LEAF, RESULT, Entry
 from .errors import DifferentiabilityError, OpRuleError
 from .graph import state
-from .tensor import Tensor, _make
+from .tensor import ENTRY_HOOKS, Tensor, _make
 
 ndarray = np.ndarray
 
@@ -49,9 +49,8 @@ class ShapeOf:
 
 
 def node_meta(node: Any) -> tuple[tuple[int, ...], np.dtype]:
-    if node._is_entry:
-        return node.shape, node.dtype
-    return node._data.shape, node._data.dtype
+    d = node._data
+    return d.shape, d.dtype
 
 
 # ----------------------------------------------------------------------- entry points
@@ -67,14 +66,13 @@ def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
             "computation had requires_grad=True (or it ran under tg.no_grad())"
         )
     seed = make_seed(t, grad, create_graph)
-    if node is not LEAF and not isinstance(node, Entry):  # a tensor only watched by a tape
-        return
     if node is LEAF:
         commit_leaves({t: seed}, create_graph)
-        return
-    grads: dict[Any, Any] = {node: seed}
-    replay_from(node, grads, retain_graph or create_graph, create_graph)
-    commit_leaves(grads, create_graph)
+    elif node is RESULT:
+        grads: dict[Any, Any] = {t: seed}
+        replay_from(t, grads, retain_graph or create_graph, create_graph)
+        commit_leaves(grads, create_graph)
+    # else: a tensor only watched by a tape (or an internal alias): nothing to do
 
 
 def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
@@ -129,6 +127,7 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
         prev_enabled = state.grad_enabled
         state.grad_enabled = True
     checking = graph.anomaly_flag[0]
+    hooked = ENTRY_HOOKS[0]
     # Along a chain the heap is bypassed: an entry reached while nothing else is pending
     # is necessarily the newest pending one, and no other entry can add to its gradient
     # any more, so it is handed over in `nxt`/`g_nxt` without touching `grads`.
@@ -144,11 +143,11 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
             nodes = e.nodes
             if nodes is None:
                 raise _freed_error(e)
-            if e.hooks:
-                g = run_hooks(e.hooks, g)
+            if hooked and e._hooks:
+                g = run_hooks(e._hooks, g)
             op = e.op
             inputs = e.inputs
-            out = e.out
+            out = e._data
             params = e.params
             rule = op.vjp_rule
             per_input = op.per_input and not create_graph
@@ -184,12 +183,9 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                         continue
                     if checking:
                         graph.check_finite(op, "vjp", gi, e.site)
-                    if n._is_entry:
-                        shape = n.shape
-                        dtype = n.dtype
-                    else:
-                        shape = n._data.shape
-                        dtype = n._data.dtype
+                    d = n._data
+                    shape = d.shape
+                    dtype = d.dtype
                     if type(gi) is not ndarray and not isinstance(gi, Tensor):
                         gi = np.asarray(gi)
                     if gi.shape != shape:
@@ -198,29 +194,32 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                         gi = gi.astype(dtype)
                     if n is nxt:  # a second input fed by the same chain entry (x * x)
                         g_nxt = g_nxt + gi
-                        continue
-                    prev = grads.get(n)
-                    if prev is not None:
-                        grads[n] = prev + gi
-                    elif not n._is_entry or (tape is not None and n not in tape):
-                        grads[n] = gi  # a leaf (or an entry outside the tape): kept
-                    elif nxt is None and not heap:
+                    elif (nxt is None and not heap and n._node is RESULT
+                          and (tape is None or n in tape)):
+                        # Nothing pending: n is the next entry to run. (Every entry in
+                        # `grads` is on the heap, so n has no gradient there yet.)
                         nxt = n
                         g_nxt = gi
                     else:
-                        grads[n] = gi
-                        if nxt is not None:
-                            grads[nxt] = g_nxt
-                            heappush(heap, (-nxt.seq, nxt))
-                            nxt = None
-                        heappush(heap, (-n.seq, n))
+                        prev = grads.get(n)
+                        if prev is not None:
+                            grads[n] = prev + gi
+                        elif n._node is not RESULT or (tape is not None and n not in tape):
+                            grads[n] = gi  # a leaf (or an entry outside the tape): kept
+                        else:
+                            grads[n] = gi
+                            if nxt is not None:
+                                grads[nxt] = g_nxt
+                                heappush(heap, (-nxt.seq, nxt))
+                                nxt = None
+                            heappush(heap, (-n.seq, n))
             except (OpRuleError, DifferentiabilityError, FloatingPointError):
                 raise
             except Exception as exc:
                 raise _rule_failed(e, exc) from exc
             if not retain:
                 if type(e) is Entry:
-                    e.nodes = e.inputs = e.out = None
+                    e.nodes = e.inputs = None
                 else:
                     e.release()
             if nxt is None and heap:
@@ -239,13 +238,10 @@ def _vjp_recorded(e: Entry, g: Any) -> tuple:
     op = e.op
     nodes = e.nodes
     if e.inputs is not None:
-        inputs = tuple(
-            _make(x, n) if n is not None and isinstance(x, np.ndarray) else x
-            for x, n in zip(e.inputs, nodes, strict=True)
-        )
+        inputs = tuple(wire(x, n) for x, n in zip(e.inputs, nodes, strict=True))
     else:
         inputs = _stand_ins(e)
-    out = _make(e.out, e) if e.out is not None else None
+    out = e  # the entry is the output tensor: what the vjp does with it is recorded
     if not isinstance(g, Tensor):
         g = _make(np.asarray(g), None)
     res = strict_vjp(e, nodes, g, out, inputs, "cannot be differentiated twice")
@@ -266,6 +262,20 @@ def _vjp_recorded(e: Entry, g: Any) -> tuple:
         for r in fixed:
             graph.check_finite(op, "vjp", r, e.site)
     return tuple(fixed)
+
+
+def wire(x: Any, node: Any) -> Any:
+    """A saved input as a Tensor routing gradients to its node (under create_graph).
+
+    An entry's saved input is the entry's own data, so the entry itself is used. A
+    leaf's saved input may be a private copy of the leaf's data from the time of the
+    call: it gets an alias tensor of that copy whose node is the leaf.
+    """
+    if node is None or not isinstance(x, np.ndarray):
+        return x
+    if node._node is RESULT:
+        return node
+    return _make(x, node)
 
 
 def strict_vjp(e: Entry, mask: tuple, g: Any, out: Any, inputs: tuple, why: str) -> tuple:
@@ -391,7 +401,7 @@ def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
     """
     with _leaf_lock:
         for n in list(grads):
-            if n._is_entry or n._node is not LEAF:
+            if n._node is not LEAF:
                 continue
             g = grads.pop(n)
             if n._hooks:

@@ -96,7 +96,7 @@ def _leaf_name(t: Tensor) -> str | None:
 
 def _dot(nodes: list[Any], root: Tensor | None, title: str) -> str:
     namer = _Namer()
-    root_node = root._node if root is not None else None
+    root_node = root if root is not None and isinstance(root, Entry) else None
     lines = [f"digraph {title} {{", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=10];']
     for n in nodes:
@@ -156,9 +156,8 @@ def to_dot(tensor: Tensor, title: str = "tapegrad") -> str:
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot() takes a Tensor, got {type(tensor).__name__}")
-    node = tensor._node
-    if isinstance(node, Entry):
-        nodes = _collect([node])
+    if isinstance(tensor, Entry):
+        nodes = _collect([tensor])
     else:
         nodes = [tensor]
     return _dot(nodes, tensor, title)

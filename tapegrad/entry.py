@@ -1,68 +1,46 @@
-"""Tape entries and leaf marks: the nodes gradients are routed through.
+"""Tape entries: the result of every recorded op call is itself the entry of the tape.
 
-A *node* is what gradients are summed into: the :class:`Entry` that produced a tensor,
-or the leaf tensor itself (whose ``_node`` holds :data:`LEAF` or :data:`WATCHED`).
-Entries hold their input nodes but never their output tensor, so a graph nobody can
-reach any more is freed by reference counting alone.
+A *node* is what gradients are summed into: a leaf tensor (``_node`` is :data:`LEAF`
+or :data:`WATCHED`) or an :class:`Entry`, the tensor an op returned while recording.
+An entry holds its input nodes, so the graph lives exactly as long as something can
+still reach its last result, and is freed by reference counting alone. One object per
+recorded call, not a tensor plus a separate record, is what keeps recording cheap.
 """
 
 from __future__ import annotations
 
 import itertools
 
+from .tensor import LEAF, RESULT, WATCHED, Tensor, _LeafMark
+
+__all__ = ["LEAF", "RESULT", "WATCHED", "Entry", "_LeafMark", "_seq"]
+
 _seq = itertools.count(1)
 
 
-class Entry:
-    """One recorded op call: ``out = op(*inputs, **params)``.
+class Entry(Tensor):
+    """The result of one recorded op call ``self = op(*inputs, **params)``.
 
-    ``nodes`` holds, per input, the node gradients flow to (``None`` for an input that
-    needs none). ``inputs`` and ``out`` hold the arrays the vjp needs, ``None`` where it
-    needs none. ``shape``/``dtype`` describe ``out``, so gradients flowing into this
-    node can be checked. After a backward without ``retain_graph`` the entry is
-    *released*: ``nodes`` becomes ``None`` and the saved arrays are dropped.
+    ``op`` is the :class:`~tapegrad.OpInfo`; ``nodes`` holds, per input, the node
+    gradients flow to (``None`` for an input that needs none); ``inputs`` holds the
+    arrays the vjp needs, ``None`` where it needs none (or ``None`` altogether).
+    ``seq`` numbers entries in call order: backward replays from the highest down. The
+    output the vjp receives is the entry's own data. After a backward without
+    ``retain_graph`` the entry is *released*: ``nodes`` becomes ``None`` and the
+    saved arrays are dropped, while the tensor itself stays usable.
     """
 
-    __slots__ = ("op", "nodes", "inputs", "out", "params", "seq", "shape", "dtype",
-                 "hooks", "site", "__weakref__")
-    _is_entry = True  # nodes are entries or leaf tensors; this tells them apart fast
+    __slots__ = ("op", "nodes", "inputs", "params", "seq")
+    site: str | None = None  # the user's source line, set in anomaly mode only
 
-    def __init__(self, op, nodes, inputs, out, params, shape, dtype):
-        self.op = op
-        self.nodes = nodes
-        self.inputs = inputs
-        self.out = out
-        self.params = params
-        self.shape = shape
-        self.dtype = dtype
-        self.seq = next(_seq)
-        self.hooks = None
-        self.site = None
+    @property
+    def out(self):
+        """The op's output (the entry's data)."""
+        return self._data
 
     def release(self) -> None:
-        self.nodes = self.inputs = self.out = None
+        self.nodes = self.inputs = None
 
     @property
     def released(self) -> bool:
         return self.nodes is None
-
-    def __repr__(self) -> str:
-        return f"<Entry #{self.seq} {self.op.name} -> {self.shape}>"
-
-
-class _LeafMark:
-    """Marks a leaf tensor as a node (``requires_grad`` or watched by a tape)."""
-
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def __repr__(self) -> str:
-        return f"<{self.kind}>"
-
-
-#: ``Tensor._node`` of a leaf with ``requires_grad=True``.
-LEAF = _LeafMark("leaf")
-#: ``Tensor._node`` of a leaf watched by an active ``tg.Tape`` only.
-WATCHED = _LeafMark("watched")

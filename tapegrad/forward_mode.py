@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import graph
-from .backward import _stand_ins, strict_vjp
+from .backward import _stand_ins, strict_vjp, wire
 from .entry import LEAF, Entry
 from .errors import DifferentiabilityError, OpRuleError
 from .tape import Tape, enable_grad, no_grad
@@ -61,7 +61,7 @@ def _as_tuple_arg(x: Any) -> tuple:
 
 def _key(t: Tensor) -> Any:
     node = t._node
-    return node if isinstance(node, Entry) else t
+    return node if isinstance(node, Tensor) else t
 
 
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
@@ -110,16 +110,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
 def _saved(e: Entry, nested: bool) -> tuple[tuple, Any]:
     """The saved inputs and output of ``e``; wired to their nodes when nested."""
     inputs = e.inputs if e.inputs is not None else _stand_ins(e)
-    out = e.out
-    if nested:
-        wired = []
-        for x, n in zip(inputs, e.nodes, strict=True):
-            if n is not None and isinstance(x, np.ndarray):
-                x = n if isinstance(n, Tensor) else _make(x, n)
-            wired.append(x)
-        inputs = tuple(wired)
-        out = _make(out, e) if out is not None else None
-    return inputs, out
+    if not nested:
+        return inputs, e._data
+    return tuple(wire(x, n) for x, n in zip(inputs, e.nodes, strict=True)), e
 
 
 def _push(e: Entry, tmap: dict[Any, Any], nested: bool) -> None:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .entry import Entry, _LeafMark, _seq
+from .entry import RESULT, Entry, _LeafMark, _seq
 from .errors import OpRuleError, TapegradError
 from .protect import COPY_LIMIT, LockingEntry, protect
+from .tensor import Tensor, _make
 
 if TYPE_CHECKING:
     from .opdef import OpInfo
-    from .tensor import Tensor
 
 ndarray = np.ndarray
 _asarray = np.asarray
@@ -65,17 +65,6 @@ def leave_special_mode() -> None:
 # Anomaly mode is checked on every op call, so it lives in a module-level list that the
 # callers read without touching thread-local state; detect_anomaly() maintains it.
 anomaly_flag = [0]
-
-# Set by tensor.py at import (graph.py cannot import it: tensor.py imports us).
-Tensor: type[Tensor]
-_make: Callable[[ndarray, Any], Tensor]
-
-
-def bind_tensor_class(cls, make) -> None:
-    global Tensor, _make
-    Tensor = cls
-    _make = make
-
 
 # --------------------------------------------------------------------------- callers
 
@@ -190,21 +179,23 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
     if mutable and inputs is not None:
         inputs, locked = protect(nodes, inputs)
     if locked is None:
-        entry = Entry(info, nodes, inputs, out if info.save_out else None, params,
-                      out.shape, out.dtype)
+        e = _new(Entry)
     else:
-        entry = LockingEntry(info, nodes, inputs, out if info.save_out else None, params,
-                             out.shape, out.dtype)
-        entry.locked = locked
+        e = _new(LockingEntry)
+        e.locked = locked
+    e._data = out
+    e._node = RESULT
+    e.op = info
+    e.nodes = nodes
+    e.inputs = inputs
+    e.params = params
+    e.seq = next(_seq)
     if anomaly_flag[0]:
-        entry.site = user_site()
+        e.site = user_site()
     if tapes:
         for tape in tapes:
-            tape._entries.append(entry)
-    t = _new(Tensor)
-    t._data = out
-    t._node = entry
-    return t
+            tape._entries.append(e)
+    return e
 
 
 def _has_untracked(nodes: tuple) -> bool:
@@ -235,11 +226,9 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
     defaults = info.params
     nparams = len(defaults)
     save_inputs = info.save_inputs
-    save_out = info.save_out
     T = Tensor
     make = _make
     new = _new
-    new_entry = Entry.__new__
     next_seq = _seq.__next__
 
     def resolve(extra, params):
@@ -291,6 +280,8 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if isinstance(x, T):
                 xd = x._data
                 n = x._node
+                if type(n) is _LeafMark:
+                    n = x  # leaves and results are their own nodes
             elif type(x) is ndarray:
                 xd = x
                 n = None
@@ -303,35 +294,31 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, (xd,), params) from exc
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            t = new(T)
-            t._data = out
             if n is None or not differentiable:
                 if special_modes[0]:
                     return _untracked(info, out)
+                t = new(T)
+                t._data = out
                 t._node = None
                 return t
-            if type(n) is _LeafMark:
-                n = x
+            if n._node is not RESULT:  # a leaf: its data is the user's
                 if special_modes[0] or (keep_x and xd.size > COPY_LIMIT):
                     return record(info, (n,), (xd,), out, params)
                 if keep_x:
-                    xd = xd.copy()  # the leaf's data is the user's: keep a private copy
+                    xd = xd.copy()  # keep a private copy
             elif special_modes[0]:
                 return record(info, (n,), (xd,), out, params, False)
-            # The common case: append an Entry (see record()), written out in both the
-            # one- and two-input callers because a helper call costs 0.1 us per op.
-            e = new_entry(Entry)
+            # The common case: the result is the new entry (see record()), written out
+            # in both the one- and two-input callers because a helper call costs 0.1 us.
+            e = new(Entry)
+            e._data = out
+            e._node = RESULT
             e.op = info
             e.nodes = (n,)
             e.inputs = (xd,) if keep_x else None
-            e.out = out if save_out else None
             e.params = params
-            e.shape = out.shape
-            e.dtype = out.dtype
             e.seq = next_seq()
-            e.hooks = e.site = None
-            t._node = e
-            return t
+            return e
 
     elif info.nargs == 2 and not nondiff:
         keep_ab = save_inputs is True
@@ -363,18 +350,18 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, (ad, bd), params) from exc
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            t = new(T)
-            t._data = out
             if (an is None and bn is None) or not differentiable:
                 if special_modes[0]:
                     return _untracked(info, out)
+                t = new(T)
+                t._data = out
                 t._node = None
                 return t
             if keep_ab:
                 # Saved arrays the user can reach (not results of recorded ops) get a
                 # private copy; large ones are locked instead, on the general path.
-                ua = type(ad) is ndarray and (an is None or not an._is_entry)
-                ub = type(bd) is ndarray and (bn is None or not bn._is_entry)
+                ua = type(ad) is ndarray and (an is None or an._node is not RESULT)
+                ub = type(bd) is ndarray and (bn is None or bn._node is not RESULT)
                 if ua or ub:
                     if (special_modes[0] or (ua and ad.size > COPY_LIMIT)
                             or (ub and bd.size > COPY_LIMIT)):
@@ -390,19 +377,16 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 inputs = None
             if special_modes[0]:
                 return record(info, (an, bn), inputs or (ad, bd), out, params, False)
-            # The common case: append an Entry, as in the one-input caller above.
-            e = new_entry(Entry)
+            # The common case: the result is the new entry, as in the one-input caller.
+            e = new(Entry)
+            e._data = out
+            e._node = RESULT
             e.op = info
             e.nodes = (an, bn)
             e.inputs = inputs
-            e.out = out if save_out else None
             e.params = params
-            e.shape = out.shape
-            e.dtype = out.dtype
             e.seq = next_seq()
-            e.hooks = e.site = None
-            t._node = e
-            return t
+            return e
 
     else:
         nargs = info.nargs

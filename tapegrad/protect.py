@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from .entry import Entry
+from .entry import RESULT, Entry
 
 ndarray = np.ndarray
 
@@ -104,7 +104,7 @@ def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, tuple[ndarray, ...] | N
     to_lock = None
     for i, x in enumerate(inputs):
         n = nodes[i]
-        if type(x) is ndarray and (n is None or not n._is_entry):
+        if type(x) is ndarray and (n is None or n._node is not RESULT):
             if x.size <= COPY_LIMIT:
                 saved[i] = x.copy()
             elif to_lock is None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .backward import make_seed, replay
-from .entry import WATCHED, Entry
+from .entry import RESULT, WATCHED, Entry
 from .graph import enter_special_mode, leave_special_mode, state
 from .tensor import Tensor, _make
 
@@ -151,9 +151,11 @@ class Tape:
         if node is not None:
             seed = make_seed(target, output_gradients, recording)
             grads[_key(target)] = seed
-            keep = {s._node for s in srcs if isinstance(s._node, Entry)}
+            keep = {s for s in srcs if s._node is RESULT}
             retain = self.persistent or recording
             recorded = set(self._entries)
+            if node is RESULT:
+                node = target
             if isinstance(node, Entry) and node not in recorded:
                 raise RuntimeError(
                     f"Tape.gradient: the target was not recorded by this tape (its last op, "
@@ -201,8 +203,9 @@ class Tape:
 
 
 def _key(t: Tensor) -> Any:
+    """The node ``t``'s gradient is kept under: ``t`` itself, or the leaf it aliases."""
     node = t._node
-    return node if isinstance(node, Entry) else t
+    return node if isinstance(node, Tensor) else t
 
 
 def _flatten(items: Iterable[Any]) -> Iterable[Any]:

@@ -13,10 +13,32 @@ from typing import Any
 
 import numpy as np
 
-from . import graph
-from .entry import LEAF, WATCHED, Entry
-
 _new = object.__new__
+
+
+class _LeafMark:
+    """What ``Tensor._node`` holds for a tensor that is its own graph node."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}>"
+
+
+#: ``Tensor._node`` of a leaf with ``requires_grad=True``.
+LEAF = _LeafMark("leaf")
+#: ``Tensor._node`` of a leaf watched by an active ``tg.Tape`` only.
+WATCHED = _LeafMark("watched")
+#: Set once any recorded result has a hook: until then the replay does not look for
+#: hooks on every entry (a class-attribute read is slow on Python 3.11).
+ENTRY_HOOKS = [False]
+
+#: ``Tensor._node`` of the result of a recorded op: the tensor is a tape entry
+#: (:class:`tapegrad.entry.Entry`).
+RESULT = _LeafMark("result")
 
 
 class Tensor:
@@ -29,11 +51,15 @@ class Tensor:
 
     __slots__ = ("_data", "_node", "__dict__", "__weakref__")
 
-    _is_entry = False  # see entry.Entry._is_entry
     # Defaults kept on the class so that creating a tensor sets two slots only.
     grad: np.ndarray | Any | None = None
     name: str | None = None
     _hooks: list[Callable[[Any], Any]] | None = None
+
+    # ``_node`` says how gradients reach this tensor: ``None`` (they do not), LEAF or
+    # WATCHED (a leaf: they are summed on the tensor itself), RESULT (the tensor is the
+    # tape entry of the op that made it), or another tensor (an internal alias of that
+    # leaf, made by the replay for create_graph).
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
                  name: str | None = None) -> None:
@@ -49,13 +75,13 @@ class Tensor:
         """The ndarray (never a copy). Results of recorded ops are read-only: the graph
         may have saved them for backward."""
         d = self._data
-        if isinstance(self._node, Entry) and d.flags.writeable:
+        if self._node is RESULT and d.flags.writeable:
             d.flags.writeable = False
         return d
 
     @data.setter
     def data(self, value: Any) -> None:
-        if isinstance(self._node, Entry):
+        if self._node is RESULT:
             raise RuntimeError(
                 "cannot replace .data of a tensor produced by a recorded op; detach() it "
                 "or build a new tensor"
@@ -79,7 +105,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
-        if isinstance(self._node, Entry):
+        if self._node is RESULT:
             if not flag:
                 raise RuntimeError(
                     "requires_grad can only be turned off on a leaf tensor; use .detach() "
@@ -100,7 +126,7 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         """True for tensors not produced by a recorded op."""
-        return not isinstance(self._node, Entry)
+        return self._node is not RESULT
 
     def backward(self, grad: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -127,14 +153,12 @@ class Tensor:
             raise RuntimeError(
                 "cannot register a hook on a tensor that does not require grad"
             )
-        if isinstance(node, Entry):
-            if node.hooks is None:
-                node.hooks = []
-            hooks = node.hooks
-        else:
-            if self._hooks is None:
-                self._hooks = []
-            hooks = self._hooks
+        owner = self if type(node) is _LeafMark else node
+        hooks = owner._hooks
+        if hooks is None:
+            hooks = owner._hooks = []
+        if node is RESULT:
+            ENTRY_HOOKS[0] = True
         hooks.append(fn)
 
         def remove() -> None:
@@ -243,8 +267,8 @@ class Tensor:
         extra = []
         if self._data.dtype != np.float64:
             extra.append(f"dtype={self._data.dtype}")
-        if isinstance(self._node, Entry):
-            extra.append(f"op={self._node.op.name}")
+        if self._node is RESULT:
+            extra.append(f"op={self.op.name}")  # type: ignore[attr-defined]
         elif self.requires_grad:
             extra.append("requires_grad=True")
         if self.name is not None:
@@ -255,8 +279,11 @@ class Tensor:
         return "tensor(" + ", ".join([body, *extra]) + ")"
 
 
-# Names defined by Tensor itself; ops may not bind over them.
-CORE_ATTRIBUTES = frozenset(vars(Tensor)) | {"grad", "name", "requires_grad"}
+# Names defined by Tensor itself (and by entry.Entry, the tensors ops record); ops may
+# not bind over them.
+CORE_ATTRIBUTES = frozenset(vars(Tensor)) | {"grad", "name", "requires_grad", "op", "nodes",
+                                             "inputs", "params", "seq", "site", "locked",
+                                             "release", "released"}
 
 
 def _make(data: np.ndarray, node: Any) -> Tensor:
@@ -266,8 +293,6 @@ def _make(data: np.ndarray, node: Any) -> Tensor:
     t._node = node
     return t
 
-
-graph.bind_tensor_class(Tensor, _make)
 
 
 def _plain(x: Any) -> Any:

@@ -95,10 +95,10 @@ def test_anomaly_as_decorator_and_threads():
 
 def test_site_is_captured_only_in_anomaly_mode():
     x = tg.tensor(1.0, requires_grad=True)
-    assert (x * 2.0)._node.site is None
+    assert (x * 2.0).site is None
     with tg.detect_anomaly():
         line = _line(); y = x * 2.0  # noqa: E702
-    assert y._node.site.startswith(f"{__file__}:{line}")
+    assert y.site.startswith(f"{__file__}:{line}")
 
 
 # ----------------------------------------------------------------------- hooks
