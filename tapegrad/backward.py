@@ -158,8 +158,13 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                     if inputs is None:
                         inputs = op.blank_inputs or _stand_ins(e)
                     if not per_input:
-                        results = (rule(g, out, *inputs, **params) if params
-                                   else rule(g, out, *inputs))
+                        if op.residual:
+                            results = rule(g, out, *inputs, residual=e.residual, **params)
+                            if not retain:
+                                e.residual = None
+                        else:
+                            results = (rule(g, out, *inputs, **params) if params
+                                       else rule(g, out, *inputs))
                         if type(results) is not tuple:
                             if len(nodes) == 1 and type(results) is ndarray:
                                 results = (results,)  # one input: a bare gradient

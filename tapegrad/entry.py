@@ -25,12 +25,13 @@ class Entry(Tensor):
     gradients flow to (``None`` for an input that needs none); ``inputs`` holds the
     arrays the vjp needs, ``None`` where it needs none (or ``None`` altogether).
     ``seq`` numbers entries in call order: backward replays from the highest down. The
-    output the vjp receives is the entry's own data. After a backward without
-    ``retain_graph`` the entry is *released*: ``nodes`` becomes ``None`` and the
-    saved arrays are dropped, while the tensor itself stays usable.
+    output the vjp receives is the entry's own data. ``residual`` is set only for ops
+    with a ``residual_forward``. After a backward without ``retain_graph`` the entry is
+    *released*: ``nodes`` becomes ``None`` and the saved arrays are dropped, while the
+    tensor itself stays usable.
     """
 
-    __slots__ = ("op", "nodes", "inputs", "params", "seq")
+    __slots__ = ("op", "nodes", "inputs", "params", "seq", "residual")
     site: str | None = None  # the user's source line, set in anomaly mode only
 
     @property
@@ -40,6 +41,8 @@ class Entry(Tensor):
 
     def release(self) -> None:
         self.nodes = self.inputs = None
+        if self.op.residual:
+            self.residual = None
 
     @property
     def released(self) -> bool:

@@ -155,13 +155,14 @@ def _to_array(out: Any, info: OpInfo) -> ndarray:
 
 
 def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict,
-           mutable: bool = True) -> Tensor:
+           mutable: bool = True, residual: Any = None) -> Tensor:
     """Append one entry for a call whose inputs are tracked; return the output tensor.
 
     The general path: no_grad and open tapes, anomaly checks, locking large saved
     arrays. (The one- and two-input callers record the common case themselves.)
     ``mutable`` is False when the caller knows no input is a user-reachable array
     (all are results of recorded ops, or scalars): nothing to protect then.
+    ``residual`` is what an op's ``residual_forward`` handed over for its plain vjp.
     """
     if special_modes[0]:
         if anomaly_flag[0]:
@@ -190,6 +191,8 @@ def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict
     e.inputs = inputs
     e.params = params
     e.seq = next(_seq)
+    if info.residual:
+        e.residual = residual
     if anomaly_flag[0]:
         e.site = user_site()
     if tapes:
@@ -221,6 +224,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
     """
     d = info.definition
     forward = d.forward
+    residual_forward = d.residual_forward
     differentiable = d.vjp is not None
     nondiff = frozenset(d.nondiff)
     defaults = info.params
@@ -245,6 +249,20 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
         if nodes is None:
             return _untracked(info, out) if special_modes[0] else make(out, None)
         return record(info, nodes, inputs, out, params)
+
+    def run_forward(inputs, params, tracked):
+        """The general callers' forward: ``(out, residual)``."""
+        try:
+            if tracked and residual_forward is not None:
+                pair = residual_forward(*inputs, **params)
+                if type(pair) is not tuple or len(pair) != 2:
+                    raise OpRuleError(
+                        f"op {info.name!r} ({info.source}): residual_forward returned "
+                        f"{type(pair).__name__}; it must return (out, residual)")
+                return pair
+            return forward(*inputs, **params), None
+        except Exception as exc:
+            raise forward_failed(info, exc, inputs, params) from exc
 
     if info.variadic:
 
@@ -272,7 +290,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, inputs, params) from exc
             return finish(out, tuple(nodes) if tracked else None, inputs, params)
 
-    elif info.nargs == 1 and not nondiff:
+    elif info.nargs == 1 and not nondiff and residual_forward is None:
         keep_x = save_inputs is True
 
         def call(x, *, _params=defaults):
@@ -320,7 +338,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             e.seq = next_seq()
             return e
 
-    elif info.nargs == 2 and not nondiff:
+    elif info.nargs == 2 and not nondiff and residual_forward is None:
         keep_ab = save_inputs is True
         shapes_only = save_inputs == "shape"
 
@@ -419,13 +437,15 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                     arrays.append(as_input(x, info, i))
                     nodes.append(None)
             inputs = tuple(arrays)
-            try:
-                out = forward(*inputs, **params)
-            except Exception as exc:
-                raise forward_failed(info, exc, inputs, params) from exc
-            return finish(out, tuple(nodes) if tracked else None, inputs, params)
+            out, res = run_forward(inputs, params, tracked)
+            if type(out) is not ndarray:
+                out = _to_array(out, info)
+            if not tracked:
+                return _untracked(info, out) if special_modes[0] else make(out, None)
+            return record(info, tuple(nodes), inputs, out, params, residual=res)
 
-    if (info.nargs in (1, 2) and not info.variadic and not nondiff) and nparams:
+    if (info.nargs in (1, 2) and not info.variadic and not nondiff
+            and residual_forward is None and nparams):
         # The one- and two-input callers take their params resolved, as a keyword: a
         # signature with *args and **kwargs costs 0.05 us a call, which ops without
         # params (nearly every call: operators and elementwise functions) do not pay.

@@ -39,6 +39,12 @@ class OpDef:
             The backward pass uses it when nothing is recorded; ``vjp`` still runs
             under ``create_graph=True``. Both must compute the same gradients (the
             checks run both). YAML ops get one compiled from their formulas.
+        residual_forward: optional form of ``forward`` for recorded calls, returning
+            ``(out, residual)``: values the forward computes anyway that the backward
+            would otherwise compute again (a softmax, a factorization). ``residual``
+            reaches ``plain_vjp`` (required, one function) as the keyword argument
+            ``residual``. ``vjp`` never gets it: under ``create_graph=True`` a saved
+            value would be a constant, so it recomputes what it needs from the inputs.
         jvp: optional forward-mode rule ``jvp(tangents, out, *inputs, **params)`` where
             ``tangents`` holds one tangent per input (``None`` for a zero tangent);
             returns the tangent of ``out``. Ops without one get forward mode from their
@@ -57,7 +63,9 @@ class OpDef:
         implements: NumPy functions this op stands in for when called on Tensors
             (``np.sum(t)``); a ufunc ``forward`` is implied.
         save_inputs / save_out: whether the vjp (and jvp) needs the inputs / the
-            output; what is not needed is not kept alive by the tape.
+            output. Inputs that are not needed are not kept alive by the tape. The
+            output always reaches the vjp: the result tensor is itself the tape
+            entry, so ``save_out`` only documents the rule.
         domain: interval from which automatic checks draw inputs.
         samples: ``samples(rng) -> iterable of (inputs, params)`` for automatic checks
             of ops whose inputs need structure (shapes, indices); elementwise ops can
@@ -69,6 +77,7 @@ class OpDef:
     forward: Callable[..., Any]
     vjp: Callable[..., Any] | None = None
     plain_vjp: Callable[..., Any] | None = None
+    residual_forward: Callable[..., Any] | None = None
     jvp: Callable[..., Any] | None = None
     nargs: int | None = None
     variadic: bool = False
@@ -106,6 +115,7 @@ class OpInfo:
         d = self.definition
         self.vjp_rule = d.vjp if d.plain_vjp is None else d.plain_vjp
         self.per_input = type(self.vjp_rule) is tuple
+        self.residual = d.residual_forward is not None
         self.save_inputs = d.save_inputs
         self.save_out = d.save_out
         # What a vjp that saved no inputs receives in their place.
@@ -175,6 +185,11 @@ def resolve_arity(op: OpDef, source: str) -> tuple[int, dict[str, Any]]:
 def check_plain_vjp(op: OpDef, source: str) -> None:
     """``plain_vjp`` must have the shape of ``vjp``: a function, or one per input."""
     plain, vjp = op.plain_vjp, op.vjp
+    if op.residual_forward is not None and (plain is None or type(plain) is tuple
+                                            or op.variadic):
+        raise PluginError(f"op {op.name!r} from {source}: a residual_forward needs a "
+                          "plain_vjp that is one function (it receives residual=...), and "
+                          "an op with a fixed number of inputs")
     if plain is None:
         return
     if vjp is None:

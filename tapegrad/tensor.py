@@ -283,7 +283,7 @@ class Tensor:
 # not bind over them.
 CORE_ATTRIBUTES = frozenset(vars(Tensor)) | {"grad", "name", "requires_grad", "op", "nodes",
                                              "inputs", "params", "seq", "site", "locked",
-                                             "release", "released"}
+                                             "release", "released", "residual"}
 
 
 def _make(data: np.ndarray, node: Any) -> Tensor:

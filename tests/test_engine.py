@@ -439,6 +439,89 @@ def test_plain_vjp_runs_on_the_plain_path_and_vjp_under_create_graph(plugins):
     tg.check_grads(lambda t: cube(t).sum(), np.array([0.5, 1.5]), order=2)
 
 
+def _residual_op(name, log):
+    """softmax-weighted sum: the forward's exp() is the residual its plain vjp reuses."""
+
+    def forward(x):
+        e = np.exp(x - x.max())
+        return (e * x).sum() / e.sum()
+
+    def saving(x):
+        e = np.exp(x - x.max())
+        p = e / e.sum()
+        log.append(("forward", p))
+        return (p * x).sum(), p
+
+    def plain(g, out, x, residual=None):
+        log.append(("plain", residual))
+        return g * residual * (1.0 + x - out)
+
+    def vjp(g, out, x):
+        log.append(("vjp", None))
+        p = tg.ops.exp(x)  # (no shift: the test inputs are small)
+        p = p / p.sum()
+        return g * p * (1.0 + x - out)
+
+    return tg.OpDef(name, forward, vjp, plain_vjp=plain, residual_forward=saving)
+
+
+def test_residual_forward_hands_its_residual_to_the_plain_vjp(plugins):
+    name = f"te_resid_{uuid.uuid4().hex[:6]}"
+    log = []
+    plugins(_plugin(_residual_op(name, log)))
+    op = getattr(tg.ops, name)
+    x0 = np.array([0.3, -1.2, 2.0, 0.5])
+    assert op(x0).data == pytest.approx(_residual_op(name, []).forward(x0))
+    assert log == [], "an untracked call runs the plain forward"
+    x = tg.tensor(x0, requires_grad=True)
+    y = op(x)
+    (kind, saved), = log
+    assert kind == "forward" and y.residual is saved
+    y.backward()
+    assert log[1][0] == "plain" and log[1][1] is saved
+    assert y.residual is None, "a backward without retain_graph drops the residual"
+    want = tg.numerical_grad(lambda t: op(t), x0)
+    np.testing.assert_allclose(x.grad, want, rtol=1e-6, atol=1e-9)
+    # create_graph uses vjp, which recomputes: second order is right
+    tg.check_grads(lambda t: op(t), x0, order=2)
+    assert ("vjp", None) in log
+
+
+def test_residual_survives_a_retained_backward(plugins):
+    name = f"te_resid2_{uuid.uuid4().hex[:6]}"
+    log = []
+    plugins(_plugin(_residual_op(name, log)))
+    x = tg.tensor([0.1, 0.7, -0.4], requires_grad=True)
+    y = getattr(tg.ops, name)(x) * 2.0
+    y.backward(retain_graph=True)
+    first = x.grad.copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * first)
+
+
+def test_residual_forward_must_return_a_pair(plugins):
+    name = f"te_resid3_{uuid.uuid4().hex[:6]}"
+    op = tg.OpDef(name, np.sin, lambda g, out, x: g * np.cos(x),
+                  plain_vjp=lambda g, out, x, residual=None: g * residual,
+                  residual_forward=np.sin)
+    plugins(_plugin(op), name="te-resid-src")
+    x = tg.tensor([0.5], requires_grad=True)
+    with pytest.raises(tg.OpRuleError, match="must return \\(out, residual\\)") as err:
+        getattr(tg.ops, name)(x)
+    assert name in str(err.value) and "te-resid-src" in str(err.value)
+    _still_works()
+
+
+def test_residual_forward_needs_a_single_plain_vjp(plugins):
+    name = f"te_resid4_{uuid.uuid4().hex[:6]}"
+    op = tg.OpDef(name, np.sin, lambda g, out, x: g * np.cos(x),
+                  residual_forward=lambda x: (np.sin(x), np.cos(x)))
+    with pytest.raises(tg.PluginError, match="residual_forward needs a plain_vjp") as err:
+        plugins(_plugin(op), name="te-resid-src")
+    assert name in str(err.value)
+    _still_works()
+
+
 @pytest.mark.parametrize("plain, vjp, problem", [
     (lambda g, out, x: g, None, "needs a vjp"),
     ((lambda g, out, x: g,), lambda g, out, x: g, "both be one function"),

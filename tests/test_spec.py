@@ -412,7 +412,8 @@ def test_positional_params_and_keyword_values(load):
 
 
 def _yaml_ops_with_plain_rules():
-    return sorted(i.name for i in tg.list_ops() if i.definition.plain_vjp is not None)
+    return sorted(i.name for i in tg.list_ops()
+                  if i.definition.plain_vjp is not None and i.source.endswith(".yaml"))
 
 
 def test_every_shipped_yaml_op_has_a_plain_rule():

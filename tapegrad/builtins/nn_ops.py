@@ -129,24 +129,44 @@ def _picked(x, labels):
     return rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
 
 
-def cross_entropy_forward(logits, labels, reduction="mean"):
+def _cross_entropy(logits, labels, reduction):
+    """``(loss, e, s)``: the loss, ``exp(logits - max)`` and its sum over the classes."""
     _check_reduction(reduction)
     if np.ndim(logits) < 1:
         raise ValueError("cross_entropy: logits need a class axis (shape (..., C))")
     labels = _labels(logits, labels)
-    return _reduce(logsumexp_forward(logits, axis=-1) - _picked(logits, labels), reduction)
+    m = _shift(logits, -1)
+    e = np.exp(logits - m)
+    s = e.sum(axis=-1, keepdims=True)
+    lse = (np.log(s) + m)[..., 0]
+    return _reduce(lse - _picked(logits, labels), reduction), e, s
+
+
+def cross_entropy_forward(logits, labels, reduction="mean"):
+    return _cross_entropy(logits, labels, reduction)[0]
+
+
+def cross_entropy_saving_softmax(logits, labels, reduction="mean"):
+    """The forward of a recorded call: the loss, and the softmax for the backward."""
+    loss, e, s = _cross_entropy(logits, labels, reduction)
+    e /= s
+    return loss, e
+
+
+def cross_entropy_plain_grad(g, out, logits, labels, reduction="mean", residual=None):
+    """(softmax - onehot) * scale from the forward's softmax, with no one-hot array."""
+    labels = np.asarray(labels)
+    scale = g[..., None] if reduction == "none" else _scale(g, labels.size, reduction)
+    d = residual * scale  # a new array: the residual may serve a retained graph again
+    rows = d.reshape(-1, d.shape[-1])
+    rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= (
+        scale.reshape(-1) if reduction == "none" else scale)
+    return d, None
 
 
 def cross_entropy_grad(g, out, logits, labels, reduction="mean"):
     labels = np.asarray(labels)
     scale = g[..., None] if reduction == "none" else _scale(g, labels.size, reduction)
-    if isinstance(logits, np.ndarray) and isinstance(g, np.ndarray):
-        # Plain backward: softmax, minus one at each label in place (no one-hot array).
-        p = softmax_forward(logits, axis=-1)
-        rows = p.reshape(-1, p.shape[-1])
-        rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= 1
-        p *= scale
-        return p, None
     onehot = (np.arange(logits.shape[-1]) == labels[..., None]).astype(logits.dtype)
     return (_softmax(logits, axis=-1) - onehot) * scale, None
 
@@ -221,6 +241,8 @@ def tapegrad_ops():
               save_inputs=False, method=True, samples=_axis_samples,
               doc="x - logsumexp(x, axis)"),
         OpDef("cross_entropy", cross_entropy_forward, cross_entropy_grad, nargs=2,
+              plain_vjp=cross_entropy_plain_grad,
+              residual_forward=cross_entropy_saving_softmax,
               params={"reduction": "mean"}, nondiff=(1,), save_out=False,
               samples=_ce_samples,
               doc="softmax cross-entropy of logits (..., C) against int labels (...); "
