@@ -127,7 +127,8 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
         prev_enabled = state.grad_enabled
         state.grad_enabled = True
     checking = graph.anomaly_flag[0]
-    hooked = ENTRY_HOOKS[0]
+    # Rarely needed per-entry work, looked for only when some of it can be needed.
+    extras = keep is not None or ENTRY_HOOKS[0]
     # Along a chain the heap is bypassed: an entry reached while nothing else is pending
     # is necessarily the newest pending one, and no other entry can add to its gradient
     # any more, so it is handed over in `nxt`/`g_nxt` without touching `grads`.
@@ -138,13 +139,14 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
             e = nxt
             g = g_nxt
             nxt = None
-            if keep is not None and e in keep:
-                kept[e] = g
             nodes = e.nodes
             if nodes is None:
                 raise _freed_error(e)
-            if hooked and e._hooks:
-                g = run_hooks(e._hooks, g)
+            if extras:
+                if keep is not None and e in keep:
+                    kept[e] = g
+                if e._hooks:
+                    g = run_hooks(e._hooks, g)
             op = e.op
             inputs = e.inputs
             out = e._data
@@ -152,12 +154,12 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
             rule = op.vjp_rule
             per_input = op.per_input and not create_graph
             try:
-                if create_graph:
-                    results = _vjp_recorded(e, g)
-                else:
-                    if inputs is None:
-                        inputs = op.blank_inputs or _stand_ins(e)
-                    if not per_input:
+                if inputs is None and not create_graph:
+                    inputs = op.blank_inputs or _stand_ins(e)
+                if not per_input:
+                    if create_graph:
+                        results = _vjp_recorded(e, g)
+                    else:
                         if op.residual:
                             results = rule(g, out, *inputs, residual=e.residual, **params)
                             if not retain:
@@ -189,14 +191,12 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                     if checking:
                         graph.check_finite(op, "vjp", gi, e.site)
                     d = n._data
-                    shape = d.shape
-                    dtype = d.dtype
                     if type(gi) is not ndarray and not isinstance(gi, Tensor):
                         gi = np.asarray(gi)
-                    if gi.shape != shape:
-                        gi = unbroadcast(gi, shape, e, i)
-                    if gi.dtype is not dtype and gi.dtype != dtype:
-                        gi = gi.astype(dtype)
+                    if gi.shape != d.shape:
+                        gi = unbroadcast(gi, d.shape, e, i)
+                    if gi.dtype is not d.dtype and gi.dtype != d.dtype:
+                        gi = gi.astype(d.dtype)
                     if n is nxt:  # a second input fed by the same chain entry (x * x)
                         g_nxt = g_nxt + gi
                     elif (nxt is None and not heap and n._node is RESULT

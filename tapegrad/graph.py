@@ -290,7 +290,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, inputs, params) from exc
             return finish(out, tuple(nodes) if tracked else None, inputs, params)
 
-    elif info.nargs == 1 and not nondiff and residual_forward is None:
+    elif info.nargs == 1 and differentiable and not nondiff and residual_forward is None:
         keep_x = save_inputs is True
 
         def call(x, *, _params=defaults):
@@ -298,8 +298,6 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if isinstance(x, T):
                 xd = x._data
                 n = x._node
-                if type(n) is _LeafMark:
-                    n = x  # leaves and results are their own nodes
             elif type(x) is ndarray:
                 xd = x
                 n = None
@@ -312,33 +310,32 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, (xd,), params) from exc
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            if n is None or not differentiable:
+            if n is RESULT and not special_modes[0]:
+                # The common case, x a recorded result: the result is the new entry (see
+                # record()), written out in both the one- and two-input callers because
+                # a helper call costs 0.1 us.
+                e = new(Entry)
+                e._data = out
+                e._node = RESULT
+                e.op = info
+                e.nodes = (x,)
+                e.inputs = (xd,) if keep_x else None
+                e.params = params
+                e.seq = next_seq()
+                return e
+            if n is None:
                 if special_modes[0]:
                     return _untracked(info, out)
                 t = new(T)
                 t._data = out
                 t._node = None
                 return t
-            if n._node is not RESULT:  # a leaf: its data is the user's
-                if special_modes[0] or (keep_x and xd.size > COPY_LIMIT):
-                    return record(info, (n,), (xd,), out, params)
-                if keep_x:
-                    xd = xd.copy()  # keep a private copy
-            elif special_modes[0]:
-                return record(info, (n,), (xd,), out, params, False)
-            # The common case: the result is the new entry (see record()), written out
-            # in both the one- and two-input callers because a helper call costs 0.1 us.
-            e = new(Entry)
-            e._data = out
-            e._node = RESULT
-            e.op = info
-            e.nodes = (n,)
-            e.inputs = (xd,) if keep_x else None
-            e.params = params
-            e.seq = next_seq()
-            return e
+            if n is RESULT:
+                return record(info, (x,), (xd,), out, params, False)
+            # A leaf (or an internal alias of one): its data is the user's to protect.
+            return record(info, (x if type(n) is _LeafMark else n,), (xd,), out, params)
 
-    elif info.nargs == 2 and not nondiff and residual_forward is None:
+    elif info.nargs == 2 and differentiable and not nondiff and residual_forward is None:
         keep_ab = save_inputs is True
         shapes_only = save_inputs == "shape"
 
@@ -368,7 +365,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 raise forward_failed(info, exc, (ad, bd), params) from exc
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            if (an is None and bn is None) or not differentiable:
+            if an is None and bn is None:
                 if special_modes[0]:
                     return _untracked(info, out)
                 t = new(T)
@@ -444,7 +441,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 return _untracked(info, out) if special_modes[0] else make(out, None)
             return record(info, tuple(nodes), inputs, out, params, residual=res)
 
-    if (info.nargs in (1, 2) and not info.variadic and not nondiff
+    if (info.nargs in (1, 2) and not info.variadic and differentiable and not nondiff
             and residual_forward is None and nparams):
         # The one- and two-input callers take their params resolved, as a keyword: a
         # signature with *args and **kwargs costs 0.05 us a call, which ops without

@@ -30,7 +30,8 @@ class LockingEntry(Entry):
 
     def release(self) -> None:
         Entry.release(self)
-        locked, self.locked = self.locked, None
+        locked = self.locked
+        self.locked = None
         if locked:
             unlock(locked)
 
@@ -72,8 +73,11 @@ def unlock(arrays: tuple[ndarray, ...]) -> None:
             rec[1] -= 1
             if rec[1] == 0:
                 del _locks[id(a)]
-                _pending.append(a)
-        while _pending:  # bases before their views: repeat while something unlocks
+                if a.base is None:  # owns its memory: no locked base above it
+                    a.flags.writeable = True
+                else:
+                    _pending.append(a)
+        while _pending:  # views after their bases: repeat while something unlocks
             left = [a for a in _pending if not _make_writeable(a)]
             if len(left) == len(_pending):
                 break
