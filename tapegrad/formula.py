@@ -217,7 +217,10 @@ class Compiler:
         except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
             raise fail(where, f"cannot parse the formula ({type(exc).__name__})",
                         text) from None
-        fn, const = self.expr(tree.body, 0)
+        if self.slots is not None and type(tree.body) is ast.BinOp:
+            fn, const = self.binop(tree.body, 0, top=True)
+        else:
+            fn, const = self.expr(tree.body, 0)
         if const is not NOCONST:
             value = const
             fn = lambda env: value  # noqa: E731
@@ -291,7 +294,7 @@ class Compiler:
         var.var_name = key  # type: ignore[attr-defined]  # lets binop read env[key] inline
         return var, NOCONST
 
-    def binop(self, node: ast.BinOp, depth: int) -> tuple[Callable, Any]:
+    def binop(self, node: ast.BinOp, depth: int, top: bool = False) -> tuple[Callable, Any]:
         entry = _BINOPS.get(type(node.op))
         if entry is None:
             raise self.refuse(node, f"operator {type(node.op).__name__} is refused")
@@ -302,6 +305,10 @@ class Compiler:
             return None, self.fold(node, op, sym, lc, rc)  # type: ignore[return-value]
         if self.float_literals:
             lc, rc = _as_float(lc), _as_float(rc)
+        if top and not self.zero_aware:
+            star = _values_binop(op, lf, rf, rc)
+            if star is not None:
+                return star, NOCONST
         if self.zero_aware:
             return _zero_binop(sym, op, self.materialize(lf, lc),
                                self.materialize(rf, rc)), NOCONST
@@ -452,6 +459,26 @@ def _binop_closure(op: Callable, lf: Callable, lc: Any, rf: Callable, rc: Any) -
     if rv is not None:
         return lambda env: op(lf(env), env[rv])
     return lambda env: op(lf(env), rf(env))
+
+
+def _values_binop(op: Callable, lf: Callable, rf: Callable, rc: Any) -> Callable | None:
+    """The top of a plain formula ``name * right`` (a vjp formula is linear in ``g``:
+    nearly all of them have this shape) as a function of the values themselves,
+    ``fn(*env)``, multiplying inline. A plain rule can then be called with the
+    arguments the engine passes, ``rule(g, out, x)``, without a wrapper packing them
+    first. ``None`` for other formulas: they keep the wrapper."""
+    lv = getattr(lf, "var_name", None)
+    if op is not operator.mul or lv is None:
+        return None
+    rv = getattr(rf, "var_name", None)
+    if rc is not NOCONST:
+        fn = lambda *env: env[lv] * rc  # noqa: E731
+    elif rv is not None:
+        fn = lambda *env: env[lv] * env[rv]  # noqa: E731
+    else:
+        fn = lambda *env: env[lv] * rf(env)  # noqa: E731
+    fn.takes_values = True  # type: ignore[attr-defined]
+    return fn
 
 
 def _plain_constant(node: ast.AST) -> Any:

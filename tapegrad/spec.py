@@ -514,6 +514,8 @@ def _rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
 def _plain_rule(fn: Callable[[tuple], Any], args: list[str], params: dict[str, Any]):
     """One input's vjp on plain ndarrays: the values go to ``fn`` as a tuple
     ``(g, out, *inputs, *params)``, the slots the formula was compiled for."""
+    if not params and getattr(fn, "takes_values", False):
+        return fn  # the formula already takes (g, out, *inputs) as arguments
     if len(args) == 1 and not params:
 
         def vjp1(g: Any, out: Any, x: Any) -> Any:
