@@ -4,6 +4,10 @@ When an op saves, for its backward, an array the user can reach (a leaf's data, 
 constant, a plain ndarray), a small one is copied and a large one is made read-only
 until every entry that saved it is released (by a backward) or dropped. Locks are
 counted per array, and views are unlocked after their bases.
+
+The locks an entry holds live in a :class:`Locks` object of its own, which undoes them
+when it goes: when the entry is released (it drops the object) or freed with its
+graph. The entry itself needs no finalizer, and releasing it is one store.
 """
 
 from __future__ import annotations
@@ -15,73 +19,56 @@ import numpy as np
 from .entry import RESULT, Entry
 
 ndarray = np.ndarray
+_new = object.__new__
 
 
 class LockingEntry(Entry):
     """An entry that saved large arrays the user can reach (leaf data, plain ndarrays).
 
-    Those arrays are made read-only while the entry may still need them, so an in-place
+    Those arrays are read-only while the entry may still need them, so an in-place
     change between forward and backward fails loudly instead of silently corrupting the
-    gradient. They become writable again when the entry is released by a backward, or
-    when the graph is dropped. (Small ones are copied instead: see :func:`protect`.)
+    gradient. ``locked`` holds their :class:`Locks`; they become writable again when
+    the entry is released by a backward, or when the graph is dropped. (Small arrays
+    are copied instead: see :func:`protect`.)
     """
 
     __slots__ = ("locked",)
 
     def release(self) -> None:
-        Entry.release(self)
-        locked = self.locked
-        self.locked = None
-        if locked:
-            unlock(locked)
+        self.nodes = self.inputs = None
+        if self.op.residual:
+            self.residual = None
+        self.locked = None  # the Locks object goes, and unlocks
+
+
+class Locks:
+    """The arrays one entry made (or kept) read-only; dropping this unlocks them."""
+
+    __slots__ = ("arrays",)
 
     def __del__(self) -> None:
-        if self.locked:
-            unlock(self.locked)
+        with _locks_mutex:
+            for a in self.arrays:
+                rec = _locks.get(id(a))
+                if rec is None or rec[0] is not a:
+                    continue
+                rec[1] -= 1
+                if rec[1] == 0:
+                    del _locks[id(a)]
+                    if a.base is None:  # owns its memory: no locked base above it
+                        a.flags.writeable = True
+                    else:
+                        _pending.append(a)
+            while _pending:  # views after their bases: repeat while something unlocks
+                left = [a for a in _pending if not _make_writeable(a)]
+                if len(left) == len(_pending):
+                    break
+                _pending[:] = left
 
 
 _locks: dict[int, list] = {}  # id(array) -> [array, number of live entries saving it]
 _locks_mutex = threading.Lock()
-
-
-def lock(arrays: list[ndarray]) -> tuple[ndarray, ...] | None:
-    """Make ``arrays`` read-only (counting); return those this call locked or counted."""
-    taken = []
-    with _locks_mutex:
-        for a in arrays:
-            rec = _locks.get(id(a))
-            if rec is not None and rec[0] is a:
-                rec[1] += 1
-            elif a.flags.writeable:
-                a.flags.writeable = False
-                _locks[id(a)] = [a, 1]
-            else:
-                continue  # read-only already, by someone else: nothing to undo later
-            taken.append(a)
-    return tuple(taken) if taken else None
-
-
 _pending: list[ndarray] = []  # unlocked views whose base was still read-only
-
-
-def unlock(arrays: tuple[ndarray, ...]) -> None:
-    with _locks_mutex:
-        for a in arrays:
-            rec = _locks.get(id(a))
-            if rec is None or rec[0] is not a:
-                continue
-            rec[1] -= 1
-            if rec[1] == 0:
-                del _locks[id(a)]
-                if a.base is None:  # owns its memory: no locked base above it
-                    a.flags.writeable = True
-                else:
-                    _pending.append(a)
-        while _pending:  # views after their bases: repeat while something unlocks
-            left = [a for a in _pending if not _make_writeable(a)]
-            if len(left) == len(_pending):
-                break
-            _pending[:] = left
 
 
 def _make_writeable(a: ndarray) -> bool:
@@ -97,22 +84,40 @@ def _make_writeable(a: ndarray) -> bool:
 COPY_LIMIT = 1024
 
 
-def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, tuple[ndarray, ...] | None]:
+def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, Locks | None]:
     """Make the saved inputs the user can reach safe from later in-place changes.
 
     Arrays that are not results of recorded ops (leaf data, constants, plain ndarrays)
-    are copied when small and locked read-only otherwise. Returns the inputs to save
-    and the arrays locked (``None`` if none).
+    are copied when small and made read-only otherwise (counting: an array saved by
+    two live entries stays locked until both are done). Returns the inputs to save and
+    the :class:`Locks` taken (``None`` if none).
     """
-    saved = list(inputs)
-    to_lock = None
+    saved = None
+    taken = None
     for i, x in enumerate(inputs):
         n = nodes[i]
-        if type(x) is ndarray and (n is None or n._node is not RESULT):
-            if x.size <= COPY_LIMIT:
-                saved[i] = x.copy()
-            elif to_lock is None:
-                to_lock = [x]
+        if type(x) is not ndarray or (n is not None and n._node is RESULT):
+            continue
+        if x.size <= COPY_LIMIT:
+            if saved is None:
+                saved = list(inputs)
+            saved[i] = x.copy()
+            continue
+        with _locks_mutex:
+            rec = _locks.get(id(x))
+            if rec is not None and rec[0] is x:
+                rec[1] += 1
+            elif x.flags.writeable:
+                x.flags.writeable = False
+                _locks[id(x)] = [x, 1]
             else:
-                to_lock.append(x)
-    return tuple(saved), (lock(to_lock) if to_lock else None)
+                continue  # read-only already, by someone else: nothing to undo later
+        if taken is None:
+            taken = [x]
+        else:
+            taken.append(x)
+    if taken is not None:
+        locks = _new(Locks)
+        locks.arrays = taken
+        taken = locks
+    return (inputs if saved is None else tuple(saved)), taken
