@@ -363,15 +363,20 @@ class Compiler:
         op = _CMPOPS.get(type(node.ops[0]))
         if op is None:
             raise self.refuse(node, f"comparison {type(node.ops[0]).__name__} is refused")
-        lf = self.materialize(*self.expr(node.left, depth + 1))
-        rf = self.materialize(*self.expr(node.comparators[0], depth + 1))
-        if self.zero_aware:
-            lf, rf = _dezero(lf), _dezero(rf)
+        lf, lc = self.expr(node.left, depth + 1)
+        rf, rc = self.expr(node.comparators[0], depth + 1)
+        if self.zero_aware or (lc is not NOCONST and rc is not NOCONST):
+            lf, rf = self.materialize(lf, lc), self.materialize(rf, rc)
+            if self.zero_aware:
+                lf, rf = _dezero(lf), _dezero(rf)
 
-        def compare(env: Any) -> Any:
-            return op(lf(env), rf(env))
+            def compare(env: Any) -> Any:
+                return op(lf(env), rf(env))
 
-        return compare, NOCONST
+            return compare, NOCONST
+        if self.float_literals:
+            lc, rc = _as_float(lc), _as_float(rc)
+        return _binop_closure(op, lf, lc, rf, rc), NOCONST  # names, constants inline
 
     def call(self, node: ast.Call, depth: int) -> tuple[Callable, Any]:
         func = node.func
