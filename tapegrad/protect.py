@@ -19,7 +19,6 @@ import numpy as np
 from .entry import RESULT, Entry
 
 ndarray = np.ndarray
-_new = object.__new__
 
 
 class LockingEntry(Entry):
@@ -41,14 +40,14 @@ class LockingEntry(Entry):
         self.locked = None  # the Locks object goes, and unlocks
 
 
-class Locks:
+class Locks(list):
     """The arrays one entry made (or kept) read-only; dropping this unlocks them."""
 
-    __slots__ = ("arrays",)
+    __slots__ = ()
 
     def __del__(self) -> None:
         with _locks_mutex:
-            for a in self.arrays:
+            for a in self:
                 rec = _locks.get(id(a))
                 if rec is None or rec[0] is not a:
                     continue
@@ -56,7 +55,7 @@ class Locks:
                 if rec[1] == 0:
                     del _locks[id(a)]
                     if a.base is None:  # owns its memory: no locked base above it
-                        a.flags.writeable = True
+                        a.setflags(write=True)
                     else:
                         _pending.append(a)
             while _pending:  # views after their bases: repeat while something unlocks
@@ -73,7 +72,7 @@ _pending: list[ndarray] = []  # unlocked views whose base was still read-only
 
 def _make_writeable(a: ndarray) -> bool:
     try:
-        a.flags.writeable = True
+        a.setflags(write=True)
     except ValueError:  # a view of an array that is itself still locked: retry later
         return False
     return True
@@ -108,16 +107,11 @@ def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, Locks | None]:
             if rec is not None and rec[0] is x:
                 rec[1] += 1
             elif x.flags.writeable:
-                x.flags.writeable = False
+                x.setflags(write=False)  # (cheaper than assigning flags.writeable)
                 _locks[id(x)] = [x, 1]
             else:
                 continue  # read-only already, by someone else: nothing to undo later
         if taken is None:
-            taken = [x]
-        else:
-            taken.append(x)
-    if taken is not None:
-        locks = _new(Locks)
-        locks.arrays = taken
-        taken = locks
+            taken = Locks()
+        taken.append(x)
     return (inputs if saved is None else tuple(saved)), taken
