@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from . import graph
 from .errors import DifferentiabilityError
-from .graph import state
 from .tensor import Tensor
 
 #: Filled by the registry: NumPy ufunc / function -> op caller.
@@ -44,7 +44,7 @@ _CONSTANT_FUNCTIONS = {
 
 def array_of(t: Tensor, dtype: Any = None, copy: Any = None) -> np.ndarray:
     """``np.asarray(t)``: the data, refused inside a vjp that must stay differentiable."""
-    if state.strict_depth and t._node is not None:
+    if graph.state.strict_depth and t._node is not None:
         raise DifferentiabilityError(
             "its vjp converted a tracked Tensor to a plain ndarray (np.asarray or a "
             "function tapegrad has no op for), which would drop the gradient"
@@ -108,6 +108,6 @@ def _no_op_error(what: str) -> Exception:
         f"its gradient is unknown. Use a tapegrad op (tg.ops), or register one with "
         f"OpDef(..., implements=({what},))"
     )
-    if state.strict_depth:
+    if graph.state.strict_depth:
         return DifferentiabilityError(f"its vjp called {what}, which no op implements")
     return TypeError(msg)

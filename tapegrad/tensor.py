@@ -226,20 +226,15 @@ class Tensor:
             "concatenate, ...), or write into .data of a leaf when no graph uses it"
         )
 
+    # NumPy calling tapegrad (np.exp(t), ndarray @ t): see dispatch.py.
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        from .dispatch import array_of
-
-        return array_of(self, dtype, copy)
+        return _dispatch.array_of(self, dtype, copy)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any):
-        from .dispatch import array_ufunc
-
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return _dispatch.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any):
-        from .dispatch import array_function
-
-        return array_function(func, args, kwargs)
+        return _dispatch.array_function(func, args, kwargs)
 
     # Comparisons are not differentiable: they return plain bool ndarrays.
     def __lt__(self, other: Any) -> np.ndarray:
@@ -334,3 +329,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None,
 def is_tracked(x: Any) -> bool:
     """Whether ``x`` is a tensor whose ops are being recorded."""
     return isinstance(x, Tensor) and x._node is not None
+
+
+# Last: dispatch.py imports this module (and graph.py, which imports it too).
+from . import dispatch as _dispatch  # noqa: E402
