@@ -219,6 +219,8 @@ class Compiler:
                         text) from None
         if self.slots is not None and type(tree.body) is ast.BinOp:
             fn, const = self.binop(tree.body, 0, top=True)
+        elif self.slots is not None and type(tree.body) is ast.Call:
+            fn, const = self.call(tree.body, 0, top=True)
         else:
             fn, const = self.expr(tree.body, 0)
         if const is not NOCONST:
@@ -334,7 +336,7 @@ class Compiler:
     def materialize(fn: Callable | None, const: Any) -> Callable:
         if const is NOCONST:
             return fn  # type: ignore[return-value]
-        return lambda env: const
+        return _constant(const)
 
     def unary(self, node: ast.UnaryOp, depth: int) -> tuple[Callable, Any]:
         if not isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -378,7 +380,7 @@ class Compiler:
             lc, rc = _as_float(lc), _as_float(rc)
         return _binop_closure(op, lf, lc, rf, rc), NOCONST  # names, constants inline
 
-    def call(self, node: ast.Call, depth: int) -> tuple[Callable, Any]:
+    def call(self, node: ast.Call, depth: int, top: bool = False) -> tuple[Callable, Any]:
         func = node.func
         if not isinstance(func, ast.Name):
             what = _REFUSED.get(type(func), "only registered ops can be called")
@@ -427,7 +429,7 @@ class Compiler:
             kwfns.append((kw.arg, self.kwvalue(kw.value, depth + 1)))
         argfns = [self.materialize(*self.expr(a, depth + 1)) for a in pos[:callee.nargs]]
         if self.slots is not None:
-            return _plain_call(callee, argfns, kwfns), NOCONST
+            return _plain_call(callee, argfns, kwfns, top), NOCONST
         if not self.zero_aware:
             return _make_call(callee, argfns, kwfns), NOCONST
         tangents = {n for n, kind in self.names.items() if kind == "tangent"}
@@ -439,7 +441,7 @@ class Compiler:
         """A param value: a formula, or a plain constant (True/False/None, tuples of them)."""
         const = _plain_constant(node)
         if const is not NOCONST:
-            return lambda env: const
+            return _constant(const)
         fn = self.materialize(*self.expr(node, depth))
         return _dezero(fn) if self.zero_aware else fn
 
@@ -527,25 +529,41 @@ def _zero_call(callee: Callee, argfns: list[Callable], kwfns: list[tuple[str, Ca
 
 
 def _plain_call(callee: Callee, argfns: list[Callable],
-                kwfns: list[tuple[str, Callable]]) -> Callable[[Any], Any]:
-    """A call in a plain formula: the op's NumPy forward, nothing recorded."""
+                kwfns: list[tuple[str, Callable]], top: bool = False) -> Callable[[Any], Any]:
+    """A call in a plain formula: the op's NumPy forward, nothing recorded. Constant
+    params are merged with the op's defaults once, here; a name argument is read inline.
+    At the top of a formula whose one argument is a name and whose params are
+    constants (``clip(x, a_min=0)``), the call takes the values themselves, ``fn(*env)``
+    (see :func:`_values_binop`)."""
     fwd = callee.forward
-    defaults = callee.params
-    if len(argfns) == 1 and not kwfns and not defaults:
-        a0 = argfns[0]
-        key = getattr(a0, "var_name", None)
-        if key is not None:
-            return lambda env: fwd(env[key])
-        return lambda env: fwd(a0(env))
-    if not kwfns and not defaults:
+    kw = {**callee.params, **{k: f.const for k, f in kwfns if hasattr(f, "const")}}
+    dynamic = [(k, f) for k, f in kwfns if not hasattr(f, "const")]
+    if dynamic:
+        fixed = {k: v for k, v in kw.items() if all(k != d for d, _ in dynamic)}
+
+        def call(env: Any) -> Any:
+            return fwd(*[a(env) for a in argfns], **fixed, **{k: f(env) for k, f in dynamic})
+
+        return call
+    key = getattr(argfns[0], "var_name", None) if len(argfns) == 1 else None
+    if key is None:
+        if kw:
+            return lambda env: fwd(*[a(env) for a in argfns], **kw)
         return lambda env: fwd(*[a(env) for a in argfns])
-    if not kwfns:
-        return lambda env: fwd(*[a(env) for a in argfns], **defaults)
+    if top:
+        fn = (lambda *env: fwd(env[key], **kw)) if kw else (lambda *env: fwd(env[key]))
+        fn.takes_values = True  # type: ignore[attr-defined]
+        return fn
+    if kw:
+        return lambda env: fwd(env[key], **kw)
+    return lambda env: fwd(env[key])
 
-    def call(env: Any) -> Any:
-        return fwd(*[a(env) for a in argfns], **{**defaults, **{k: f(env) for k, f in kwfns}})
 
-    return call
+def _constant(value: Any) -> Callable[[Any], Any]:
+    """A constant as a formula closure; ``.const`` lets a caller read it directly."""
+    fn = lambda env: value  # noqa: E731
+    fn.const = value  # type: ignore[attr-defined]
+    return fn
 
 
 def _as_float(c: Any) -> Any:

@@ -317,7 +317,9 @@ class _Spec:
             return
         text = self.formula_text("forward", self.raw["forward"])
         names = {a: "arg" for a in self.args} | {p: "param" for p in self.params}
-        f = Compiler(self.where.at("forward", text), names, callees, later).build()
+        slots = {n: i for i, n in enumerate([*self.args, *self.params])}
+        f = Compiler(self.where.at("forward", text), names, callees, later,
+                     slots=slots).build()
         self.forward = _entry(f.fn, self.args, self.params)
 
     # -- pass 2: vjp and jvp
@@ -469,24 +471,37 @@ class _Spec:
         return out
 
 
-def _entry(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
-    """``forward(*inputs, **params)`` running a compiled formula."""
-    if len(args) == 1 and not params:
-        (a,) = args
+def _entry(fn: Callable[..., Any], args: list[str], params: dict[str, Any]):
+    """``forward(*inputs, **params)`` running a formula compiled plain, its values in a
+    tuple ``(*inputs, *params)`` (forwards only ever see ndarrays), or passed as
+    arguments when the formula takes them so (``takes_values``)."""
+    star = getattr(fn, "takes_values", False)
+    if not params:
+        if star:
+            return fn
+        if len(args) == 1:
 
-        def forward1(x: Any) -> Any:
-            return fn({a: x})
+            def forward1(x: Any) -> Any:
+                return fn((x,))
 
-        return forward1
-    defaults = dict(params)
-    names = tuple(args)
+            return forward1
 
-    def forward(*inputs: Any, **kw: Any) -> Any:
-        env = {**defaults, **kw} if kw else dict(defaults)
-        env.update(zip(names, inputs, strict=True))
-        return fn(env)
+        def forward(*inputs: Any) -> Any:
+            return fn(inputs)
 
-    return forward
+        return forward
+    defaults = tuple(params.items())
+    if star:
+
+        def forward_p(*inputs: Any, **kw: Any) -> Any:
+            return fn(*inputs, *[kw.get(k, d) for k, d in defaults])
+
+        return forward_p
+
+    def forward_t(*inputs: Any, **kw: Any) -> Any:
+        return fn((*inputs, *[kw.get(k, d) for k, d in defaults]))
+
+    return forward_t
 
 
 def _rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
@@ -511,18 +526,27 @@ def _rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
     return vjp
 
 
-def _plain_rule(fn: Callable[[tuple], Any], args: list[str], params: dict[str, Any]):
+def _plain_rule(fn: Callable[..., Any], args: list[str], params: dict[str, Any]):
     """One input's vjp on plain ndarrays: the values go to ``fn`` as a tuple
-    ``(g, out, *inputs, *params)``, the slots the formula was compiled for."""
-    if not params and getattr(fn, "takes_values", False):
-        return fn  # the formula already takes (g, out, *inputs) as arguments
-    if len(args) == 1 and not params:
+    ``(g, out, *inputs, *params)``, the slots the formula was compiled for, or as
+    arguments when the formula takes them so (``takes_values``)."""
+    star = getattr(fn, "takes_values", False)
+    if not params:
+        if star:
+            return fn  # already takes (g, out, *inputs)
+        if len(args) == 1:
 
-        def vjp1(g: Any, out: Any, x: Any) -> Any:
-            return fn((g, out, x))
+            def vjp1(g: Any, out: Any, x: Any) -> Any:
+                return fn((g, out, x))
 
-        return vjp1
+            return vjp1
     defaults = tuple(params.items())
+    if star:
+
+        def vjp_p(g: Any, out: Any, *inputs: Any, **kw: Any) -> Any:
+            return fn(g, out, *inputs, *[kw.get(k, d) for k, d in defaults])
+
+        return vjp_p
 
     def vjp(g: Any, out: Any, *inputs: Any, **kw: Any) -> Any:
         return fn((g, out, *inputs, *[kw.get(k, d) for k, d in defaults]))

@@ -452,6 +452,38 @@ def test_plain_rules_compute_what_the_recorded_rules_compute(name):
                                        err_msg=f"{name} input {i}")
 
 
+@pytest.mark.parametrize("forward, vjp", [
+    ("k * sin(x)", "k * (g * cos(x))"),          # a param on the left of the top '*'
+    ("sin(x) * k", "g * (k * cos(x))"),
+    ("scale(sin(x), by=k)", "g * scale(cos(x), by=k)"),
+])
+def test_plain_forms_pass_params_whatever_the_formula_shape(load, forward, vjp):
+    # Plain formulas whose top is 'name * ...' or a call take their values as arguments;
+    # an op with params must hand them over the same way.
+    _, infos = load(f"""
+ops:
+  spec_t_scale:
+    args: [x]
+    params: {{by: 1.0}}
+    forward: "by * x"
+    vjp: {{x: "by * g"}}
+  spec_t_kparam:
+    args: [x]
+    params: {{k: 2.0}}
+    forward: "{forward.replace("scale(", "spec_t_scale(")}"
+    vjp: {{x: "{vjp.replace("scale(", "spec_t_scale(")}"}}
+""")
+    x0 = np.array([0.3, -1.1, 2.0])
+    for kw, k in (({}, 2.0), ({"k": 3.0}, 3.0)):
+        x = tg.tensor(x0, requires_grad=True)
+        y = tg.ops.spec_t_kparam(x, **kw)
+        np.testing.assert_allclose(y.data, k * np.sin(x0))
+        y.sum().backward()
+        np.testing.assert_allclose(x.grad, k * np.cos(x0))
+    for info in infos:
+        check_op(info)
+
+
 def test_integer_literals_in_rules_keep_float32_gradients(load):
     _, (info,) = load(op_yaml("spec_t_cube", args=["x"], forward="x * x * x",
                               vjp={"x": "3 * g * x ** 2"}, jvp="3 * dx * x ** 2"))
