@@ -281,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", choices=("auto", "ops"), default="auto",
                    help="tapegrad loss: tg.nn.cross_entropy when it exists (auto), or the "
                         "log-softmax composed from tg.ops (ops)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's default large-block mapping (page faults vary by row)")
     args = p.parse_args(argv)
+    allocator = "glibc's default allocator" if args.default_malloc else C.heap_allocator()
     batch = args.batch or (32 if args.quick else BATCH)
     repeats = args.repeats or (3 if args.quick else 30)
     warmup = 1 if args.quick else 3
@@ -290,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     shape = "-".join(map(str, SIZES))
     C.header(f"mlp: one SGD step of MLP {shape}, ReLU, batch {batch}")
+    print(f"   allocator: {allocator}")
     if args.profile:
         for dtype in (np.float32, np.float64):
             print(f"-- {np.dtype(dtype).name}")
