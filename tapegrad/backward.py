@@ -70,7 +70,7 @@ def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
         commit_leaves({t: seed}, create_graph)
     elif node is RESULT:
         grads: dict[Any, Any] = {t: seed}
-        replay_from(t, grads, retain_graph or create_graph, create_graph)
+        replay([(-t.seq, t)], grads, retain_graph or create_graph, create_graph)
         commit_leaves(grads, create_graph)
     # else: a tensor only watched by a tape (or an internal alias): nothing to do
 
@@ -103,12 +103,6 @@ def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
     if create_graph and not isinstance(seed, Tensor):
         seed = _make(seed, None)
     return seed
-
-
-def replay_from(node: Entry, grads: dict[Any, Any], retain: bool,
-                create_graph: bool) -> None:
-    """Replay every entry ``node`` depends on, most recent first."""
-    replay([(-node.seq, node)], grads, retain, create_graph)
 
 
 def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,

@@ -231,6 +231,10 @@ class Tensor:
         return _dispatch.array_of(self, dtype, copy)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any):
+        if method == "__call__" and not kwargs:  # the common case, without a further call
+            op = _dispatch.UFUNC_OPS.get(ufunc)
+            if op is not None:
+                return op(*inputs)
         return _dispatch.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any):

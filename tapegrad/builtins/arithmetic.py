@@ -15,11 +15,6 @@ from tapegrad.opdef import OpDef
 from . import _jvp
 from ._samples import away_from_zero, binary_samples, unary_samples
 
-
-def _mT(x):
-    return x.swapaxes(-1, -2)  # the method: no NumPy dispatch layer on the plain path
-
-
 # ------------------------------------------------------------------ matmul
 
 
@@ -27,8 +22,8 @@ def matmul_grad_a(g, out, a, b):
     if b.ndim == 1:                          # (..., n, k) @ (k,) -> (..., n)
         return g[..., None] * b
     if a.ndim == 1:                          # (k,) @ (..., k, m) -> (..., m)
-        return (g[..., None, :] @ _mT(b))[..., 0, :]
-    return g @ _mT(b)
+        return (g[..., None, :] @ b.swapaxes(-1, -2))[..., 0, :]
+    return g @ b.swapaxes(-1, -2)  # a method: no NumPy dispatch on the plain path
 
 
 def matmul_grad_b(g, out, a, b):
@@ -37,8 +32,8 @@ def matmul_grad_b(g, out, a, b):
             return g * a
         return a[:, None] * g[..., None, :]  # (k,) @ (..., k, m) -> (..., m)
     if b.ndim == 1:                          # (..., n, k) @ (k,) -> (..., n)
-        return (_mT(a) @ g[..., None])[..., 0]
-    return _mT(a) @ g
+        return (a.swapaxes(-1, -2) @ g[..., None])[..., 0]
+    return a.swapaxes(-1, -2) @ g
 
 
 def _matmul_samples(rng):

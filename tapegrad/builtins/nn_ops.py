@@ -31,7 +31,7 @@ def _check_reduction(reduction):
 
 
 def _reduce(loss, reduction):
-    _check_reduction(reduction)
+    """``loss`` reduced as ``reduction`` says (already checked by the caller)."""
     if reduction == "mean":
         return np.asarray(loss.sum() / max(loss.size, 1) if loss.size else np.nan,
                           dtype=loss.dtype)
@@ -103,43 +103,41 @@ def log_softmax_grad(g, out, x, axis=-1):
 # ----------------------------------------------------------------- cross-entropy
 
 
-def _labels(logits, labels):
+def _cross_entropy(logits, labels, reduction):
+    """``(loss, e, s)``: the loss, ``exp(logits - max)`` and its sum over the classes.
+
+    One function on purpose: it runs once per training step right after large matmuls
+    have emptied the CPU caches, where every further Python call costs microseconds.
+    """
+    if reduction not in REDUCTIONS:
+        _check_reduction(reduction)
     labels = np.asarray(labels)
+    shape = np.shape(logits)
+    if not shape:
+        raise ValueError("cross_entropy: logits need a class axis (shape (..., C))")
     if labels.dtype.kind not in "iu":
         raise TypeError(
             f"cross_entropy: labels must be integer class ids, got dtype {labels.dtype}"
         )
-    if labels.shape != logits.shape[:-1]:
+    if labels.shape != shape[:-1]:
         raise ValueError(
-            f"cross_entropy: logits of shape {logits.shape} need labels of shape "
-            f"{logits.shape[:-1]}, got {labels.shape}"
+            f"cross_entropy: logits of shape {shape} need labels of shape "
+            f"{shape[:-1]}, got {labels.shape}"
         )
-    n_classes = logits.shape[-1]
+    n_classes = shape[-1]
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(
             f"cross_entropy: labels must lie in [0, {n_classes - 1}], got values from "
             f"{labels.min()} to {labels.max()}"
         )
-    return labels
-
-
-def _picked(x, labels):
-    """``x[..., labels]`` per row: the logit of each row's label."""
-    rows = x.reshape(-1, x.shape[-1])
-    return rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
-
-
-def _cross_entropy(logits, labels, reduction):
-    """``(loss, e, s)``: the loss, ``exp(logits - max)`` and its sum over the classes."""
-    _check_reduction(reduction)
-    if np.ndim(logits) < 1:
-        raise ValueError("cross_entropy: logits need a class axis (shape (..., C))")
-    labels = _labels(logits, labels)
-    m = _shift(logits, -1)
+    m = logits.max(axis=-1, keepdims=True)
+    if not np.isfinite(m).all():  # rows of -inf only: no shift
+        m = np.where(np.isfinite(m), m, 0)
     e = np.exp(logits - m)
     s = e.sum(axis=-1, keepdims=True)
-    lse = (np.log(s) + m)[..., 0]
-    return _reduce(lse - _picked(logits, labels), reduction), e, s
+    rows = logits.reshape(-1, n_classes)  # the logit of each row's label, subtracted:
+    picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
+    return _reduce((np.log(s) + m)[..., 0] - picked, reduction), e, s
 
 
 def cross_entropy_forward(logits, labels, reduction="mean"):
@@ -175,6 +173,7 @@ def cross_entropy_grad(g, out, logits, labels, reduction="mean"):
 
 
 def bce_logits_forward(logits, targets, reduction="mean"):
+    _check_reduction(reduction)
     loss = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
     return _reduce(np.asarray(loss), reduction)
 
