@@ -23,6 +23,7 @@ from . import graph
 from .entry import LEAF, RESULT, Entry
 from .errors import DifferentiabilityError, OpRuleError
 from .graph import state
+from .protect import LockingEntry
 from .tensor import ENTRY_HOOKS, Tensor, _make
 
 ndarray = np.ndarray
@@ -217,9 +218,10 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
             except Exception as exc:
                 raise _rule_failed(e, exc) from exc
             if not retain:
-                if type(e) is Entry:
-                    e.nodes = e.inputs = None
-                else:
+                e.nodes = e.inputs = None
+                if type(e) is LockingEntry:
+                    e.locked = None  # its Locks go, and unlock (see protect.py)
+                elif type(e) is not Entry:
                     e.release()
             if nxt is None and heap:
                 nxt = heappop(heap)[1]
