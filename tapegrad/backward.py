@@ -85,7 +85,8 @@ def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
                 f"this one has shape {t._data.shape}. Pass grad= of that shape (e.g. "
                 "np.ones_like(t._data)) or reduce first (t.sum())"
             )
-        seed = np.ones_like(t._data)
+        seed = np.empty_like(t._data)  # (a C call: ones_like is Python)
+        seed.fill(1)
     else:
         if isinstance(grad, Tensor):
             if create_graph:

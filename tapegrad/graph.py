@@ -250,20 +250,6 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             return _untracked(info, out) if special_modes[0] else make(out, None)
         return record(info, nodes, inputs, out, params)
 
-    def run_forward(inputs, params, tracked):
-        """The general callers' forward: ``(out, residual)``."""
-        try:
-            if tracked and residual_forward is not None:
-                pair = residual_forward(*inputs, **params)
-                if type(pair) is not tuple or len(pair) != 2:
-                    raise OpRuleError(
-                        f"op {info.name!r} ({info.source}): residual_forward returned "
-                        f"{type(pair).__name__}; it must return (out, residual)")
-                return pair
-            return forward(*inputs, **params), None
-        except Exception as exc:
-            raise forward_failed(info, exc, inputs, params) from exc
-
     if info.variadic:
 
         def call(xs, *extra, **params):
@@ -434,7 +420,19 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                     arrays.append(as_input(x, info, i))
                     nodes.append(None)
             inputs = tuple(arrays)
-            out, res = run_forward(inputs, params, tracked)
+            res = None
+            try:
+                if tracked and residual_forward is not None:
+                    out = residual_forward(*inputs, **params)
+                    if type(out) is not tuple or len(out) != 2:
+                        raise OpRuleError(
+                            f"op {info.name!r} ({info.source}): residual_forward returned "
+                            f"{type(out).__name__}; it must return (out, residual)")
+                    out, res = out
+                else:
+                    out = forward(*inputs, **params)
+            except Exception as exc:
+                raise forward_failed(info, exc, inputs, params) from exc
             if type(out) is not ndarray:
                 out = _to_array(out, info)
             if not tracked:

@@ -154,7 +154,8 @@ def cross_entropy_saving_softmax(logits, labels, reduction="mean"):
 def cross_entropy_plain_grad(g, out, logits, labels, reduction="mean", residual=None):
     """(softmax - onehot) * scale from the forward's softmax, with no one-hot array."""
     labels = np.asarray(labels)
-    scale = g[..., None] if reduction == "none" else _scale(g, labels.size, reduction)
+    scale = g / labels.size if reduction == "mean" else g[..., None] if reduction == "none" \
+        else g
     d = residual * scale  # a new array: the residual may serve a retained graph again
     rows = d.reshape(-1, d.shape[-1])
     rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= (
