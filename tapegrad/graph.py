@@ -218,9 +218,11 @@ def _untracked(info: OpInfo, out: ndarray) -> Tensor:
 def make_caller(info: OpInfo) -> Callable[..., Tensor]:
     """Build the function behind ``tg.ops.<info.name>``.
 
-    Ops of one and two inputs (nearly all calls) get callers that record the common
-    case inline: no mode active (no_grad, tape, anomaly), nothing to lock. Everything
-    else goes through :func:`record`.
+    Differentiable ops of one and two inputs (nearly all calls) get callers that record
+    the common case inline: no mode active (no_grad, tape, anomaly), nothing to lock;
+    they take no ``*args``/``**kwargs`` (ops with params get a wrapper resolving them).
+    Everything else goes through :func:`record`. Variadic ops, ops with ``nondiff``
+    inputs or a ``residual_forward``, and ops without a vjp use the general callers.
     """
     d = info.definition
     forward = d.forward
