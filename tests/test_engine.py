@@ -538,6 +538,21 @@ def test_plain_vjp_must_have_the_shape_of_vjp(plugins, plain, vjp, problem):
     _still_works()
 
 
+@pytest.mark.parametrize("call, names", [
+    (lambda x: tg.ops.tanh(x, axis=0), ["tanh", "axis"]),      # an op without params
+    (lambda x: tg.ops.mul(x, x, 3), ["mul", "3 were given"]),
+    (lambda x: tg.ops.sum(x, bogus=1), ["sum", "bogus"]),       # an op with params
+    (lambda x: tg.ops.sum(x, 0, 1, 2), ["sum"]),
+])
+def test_wrong_arguments_to_an_op_raise_type_error_naming_it(call, names):
+    x = tg.tensor([[1.0, 2.0]], requires_grad=True)
+    with pytest.raises(TypeError) as err:
+        call(x)
+    for name in names:
+        assert name in str(err.value)
+    _still_works()
+
+
 def test_unknown_op_name_raises_key_error_with_close_matches():
     with pytest.raises(KeyError) as err:
         tg.get_op("tahn")
