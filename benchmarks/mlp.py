@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     allocator = "glibc's default allocator" if args.default_malloc else C.heap_allocator()
     batch = args.batch or (32 if args.quick else BATCH)
-    repeats = args.repeats or (3 if args.quick else 30)
+    repeats = args.repeats or (3 if args.quick else 100)  # short steps: many, steady median
     warmup = 1 if args.quick else 3
 
     import tapegrad as tg
