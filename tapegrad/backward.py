@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import graph
+from . import tensor as _tensor_module
 from .entry import LEAF, RESULT, Entry
 from .errors import DifferentiabilityError, OpRuleError
 from .graph import state
@@ -378,9 +379,11 @@ def unbroadcast(g: Any, shape: tuple[int, ...], e: Entry, i: int) -> Any:
             f"shape {tuple(gshape)}, which cannot be summed to the input's shape "
             f"{tuple(shape)}"
         )
+    # ndarray.sum is a Python wrapper around np.add.reduce: call the ufunc directly
+    total = np.add.reduce if type(g) is ndarray else type(g).sum
     if len(axes) == lead:  # only leading axes: no reshape (and no view) needed
-        return g.sum(axis=tuple(axes))
-    g = g.sum(axis=tuple(axes), keepdims=True)
+        return total(g, axis=tuple(axes))
+    g = total(g, axis=tuple(axes), keepdims=True)
     if lead:
         g = g.reshape(shape)
     return g
@@ -437,3 +440,5 @@ def _sole_owner_refcount() -> int:
 
 
 _SOLE_OWNER = _sole_owner_refcount()
+
+_tensor_module._engine["backward"] = backward  # Tensor.backward calls it

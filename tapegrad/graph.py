@@ -269,7 +269,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                             n = x
                     nodes.append(n)
                 else:
-                    arrays.append(as_input(x, info, i))
+                    arrays.append(x if type(x) is ndarray else as_input(x, info, i))
                     nodes.append(None)
             inputs = tuple(arrays)
             try:
@@ -419,7 +419,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                         n = None
                     nodes.append(n)
                 else:
-                    arrays.append(as_input(x, info, i))
+                    arrays.append(x if type(x) is ndarray else as_input(x, info, i))
                     nodes.append(None)
             inputs = tuple(arrays)
             res = None

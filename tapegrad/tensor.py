@@ -138,9 +138,7 @@ class Tensor:
         ``create_graph``, which records the backward pass itself so that the
         resulting ``.grad`` can be differentiated again).
         """
-        from .backward import backward
-
-        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+        _engine["backward"](self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     def register_hook(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(grad)`` with the gradient flowing into this tensor during backward.
@@ -277,6 +275,9 @@ class Tensor:
             extra.append("grad=" + np.array2string(g, separator=", ", prefix="grad="))
         return "tensor(" + ", ".join([body, *extra]) + ")"
 
+
+#: The reverse pass, filled in by backward.py when it is imported (it imports this module).
+_engine: dict[str, Callable[..., Any]] = {}
 
 # Names defined by Tensor itself (and by entry.Entry, the tensors ops record); ops may
 # not bind over them.

@@ -21,6 +21,8 @@ from tapegrad.registry import lift
 
 REDUCTIONS = ("mean", "sum", "none")
 
+_add, _max, _all = np.add.reduce, np.maximum.reduce, np.logical_and.reduce
+
 _softmax = lift("softmax")
 _sigmoid = lift("sigmoid")
 
@@ -31,12 +33,13 @@ def _check_reduction(reduction):
 
 
 def _reduce(loss, reduction):
-    """``loss`` reduced as ``reduction`` says (already checked by the caller)."""
+    """``loss`` reduced as ``reduction`` says (already checked by the caller). Plain
+    arrays only: reductions call the ufuncs (``ndarray.sum`` & co. are Python wrappers)."""
     if reduction == "mean":
-        return np.asarray(loss.sum() / max(loss.size, 1) if loss.size else np.nan,
+        return np.asarray(_add(loss, axis=None) / loss.size if loss.size else np.nan,
                           dtype=loss.dtype)
     if reduction == "sum":
-        return np.asarray(loss.sum(), dtype=loss.dtype)
+        return np.asarray(_add(loss, axis=None), dtype=loss.dtype)
     return loss
 
 
@@ -112,7 +115,7 @@ def _cross_entropy(logits, labels, reduction):
     if reduction not in REDUCTIONS:
         _check_reduction(reduction)
     labels = np.asarray(labels)
-    shape = np.shape(logits)
+    shape = logits.shape if type(logits) is np.ndarray else np.shape(logits)
     if not shape:
         raise ValueError("cross_entropy: logits need a class axis (shape (..., C))")
     if labels.dtype.kind not in "iu":
@@ -125,16 +128,17 @@ def _cross_entropy(logits, labels, reduction):
             f"{shape[:-1]}, got {labels.shape}"
         )
     n_classes = shape[-1]
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+    if labels.size and (np.minimum.reduce(labels, axis=None) < 0
+                        or _max(labels, axis=None) >= n_classes):
         raise ValueError(
             f"cross_entropy: labels must lie in [0, {n_classes - 1}], got values from "
             f"{labels.min()} to {labels.max()}"
         )
-    m = logits.max(axis=-1, keepdims=True)
-    if not np.isfinite(m).all():  # rows of -inf only: no shift
+    m = _max(logits, axis=-1, keepdims=True)
+    if not _all(np.isfinite(m), axis=None):  # rows of -inf only: no shift
         m = np.where(np.isfinite(m), m, 0)
     e = np.exp(logits - m)
-    s = e.sum(axis=-1, keepdims=True)
+    s = _add(e, axis=-1, keepdims=True)
     rows = logits.reshape(-1, n_classes)  # the logit of each row's label, subtracted:
     picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
     return _reduce((np.log(s) + m)[..., 0] - picked, reduction), e, s
