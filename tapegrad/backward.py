@@ -67,7 +67,11 @@ def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
             "backward() on a tensor that does not require grad: no input of the "
             "computation had requires_grad=True (or it ran under tg.no_grad())"
         )
-    seed = make_seed(t, grad, create_graph)
+    if grad is None and not create_graph and t._data.size == 1:
+        seed = np.empty(t._data.shape, t._data.dtype)  # (C calls; np.ones_like is Python)
+        seed.fill(1)
+    else:
+        seed = make_seed(t, grad, create_graph)
     if node is LEAF:
         commit_leaves({t: seed}, create_graph)
     elif node is RESULT:
@@ -86,8 +90,7 @@ def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
                 f"this one has shape {t._data.shape}. Pass grad= of that shape (e.g. "
                 "np.ones_like(t._data)) or reduce first (t.sum())"
             )
-        seed = np.empty_like(t._data)  # (a C call: ones_like is Python)
-        seed.fill(1)
+        seed = np.ones_like(t._data)
     else:
         if isinstance(grad, Tensor):
             if create_graph:

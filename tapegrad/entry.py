@@ -35,6 +35,21 @@ class Entry(Tensor):
     site: str | None = None  # the user's source line, set in anomaly mode only
 
     @property
+    def data(self):
+        """The ndarray (never a copy), read-only: the graph may have saved it."""
+        d = self._data
+        if d.flags.writeable:
+            d.flags.writeable = False
+        return d
+
+    @data.setter
+    def data(self, value) -> None:
+        raise RuntimeError(
+            "cannot replace .data of a tensor produced by a recorded op; detach() it "
+            "or build a new tensor"
+        )
+
+    @property
     def out(self):
         """The op's output (the entry's data)."""
         return self._data

@@ -70,22 +70,7 @@ class Tensor:
         if name is not None:
             self.name = name
 
-    @property
-    def data(self) -> np.ndarray:
-        """The ndarray (never a copy). Results of recorded ops are read-only: the graph
-        may have saved them for backward."""
-        d = self._data
-        if self._node is RESULT and d.flags.writeable:
-            d.flags.writeable = False
-        return d
-
-    @data.setter
-    def data(self, value: Any) -> None:
-        if self._node is RESULT:
-            raise RuntimeError(
-                "cannot replace .data of a tensor produced by a recorded op; detach() it "
-                "or build a new tensor"
-            )
+    def _set_data(self, value: Any) -> None:
         if value is self._data:
             return  # an in-place update (x.data -= ...) that NumPy already allowed
         arr = np.asarray(value)
@@ -95,6 +80,12 @@ class Tensor:
             raise TypeError(f"Tensor.data of a tensor that requires grad must be floating, "
                             f"got dtype {arr.dtype}")
         self._data = arr
+
+    # The getter is a C call (training loops read it on every step); results of recorded
+    # ops override it (entry.Entry.data) to hand their data out read-only.
+    data = property(operator.attrgetter("_data"), _set_data,
+                    doc="The ndarray (never a copy). Results of recorded ops are "
+                        "read-only: the graph may have saved them for backward.")
 
     # ------------------------------------------------------------ gradient tracking
     @property

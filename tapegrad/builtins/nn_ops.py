@@ -106,8 +106,8 @@ def log_softmax_grad(g, out, x, axis=-1):
 # ----------------------------------------------------------------- cross-entropy
 
 
-def _cross_entropy(logits, labels, reduction):
-    """``(loss, e, s)``: the loss, ``exp(logits - max)`` and its sum over the classes.
+def cross_entropy_saving_softmax(logits, labels, reduction="mean"):
+    """The forward of a recorded call: ``(loss, softmax)``, the softmax for the backward.
 
     One function on purpose: it runs once per training step right after large matmuls
     have emptied the CPU caches, where every further Python call costs microseconds.
@@ -141,18 +141,13 @@ def _cross_entropy(logits, labels, reduction):
     s = _add(e, axis=-1, keepdims=True)
     rows = logits.reshape(-1, n_classes)  # the logit of each row's label, subtracted:
     picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
-    return _reduce((np.log(s) + m)[..., 0] - picked, reduction), e, s
+    loss = _reduce((np.log(s) + m)[..., 0] - picked, reduction)
+    e /= s
+    return loss, e
 
 
 def cross_entropy_forward(logits, labels, reduction="mean"):
-    return _cross_entropy(logits, labels, reduction)[0]
-
-
-def cross_entropy_saving_softmax(logits, labels, reduction="mean"):
-    """The forward of a recorded call: the loss, and the softmax for the backward."""
-    loss, e, s = _cross_entropy(logits, labels, reduction)
-    e /= s
-    return loss, e
+    return cross_entropy_saving_softmax(logits, labels, reduction)[0]
 
 
 def cross_entropy_plain_grad(g, out, logits, labels, reduction="mean", residual=None):
