@@ -224,10 +224,11 @@ def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
                 raise _rule_failed(e, exc) from exc
             if not retain:
                 e.nodes = e.inputs = None
-                if type(e) is LockingEntry:
-                    e.locked = None  # its Locks go, and unlock (see protect.py)
-                elif type(e) is not Entry:
-                    e.release()
+                if type(e) is not Entry:
+                    if type(e) is LockingEntry:
+                        e.locked = None  # its Locks go, and unlock (see protect.py)
+                    else:
+                        e.release()
             if nxt is None and heap:
                 nxt = heappop(heap)[1]
                 g_nxt = grads.pop(nxt)
