@@ -312,12 +312,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
                 e.seq = next_seq()
                 return e
             if n is None:
-                if special_modes[0]:
-                    return _untracked(info, out)
-                t = new(T)
-                t._data = out
-                t._node = None
-                return t
+                return _untracked(info, out) if special_modes[0] else make(out, None)
             if n is RESULT:
                 return record(info, (x,), (xd,), out, params, False)
             # A leaf (or an internal alias of one): its data is the user's to protect.
@@ -354,12 +349,7 @@ def make_caller(info: OpInfo) -> Callable[..., Tensor]:
             if type(out) is not ndarray:
                 out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
             if an is None and bn is None:
-                if special_modes[0]:
-                    return _untracked(info, out)
-                t = new(T)
-                t._data = out
-                t._node = None
-                return t
+                return _untracked(info, out) if special_modes[0] else make(out, None)
             if keep_ab:
                 # Saved arrays the user can reach (not results of recorded ops) get a
                 # private copy; large ones are locked instead, on the general path.
