@@ -320,7 +320,7 @@ class _Spec:
         slots = {n: i for i, n in enumerate([*self.args, *self.params])}
         f = Compiler(self.where.at("forward", text), names, callees, later,
                      slots=slots).build()
-        self.forward = _entry(f.fn, self.args, self.params)
+        self.forward = _plain_function(f.fn, self.params)
 
     # -- pass 2: vjp and jvp
     def build(self, callees: Mapping[str, Callee]) -> OpDef:
@@ -384,7 +384,7 @@ class _Spec:
             rules.append(_rule(f.fn, self.args, self.params))
             fast = Compiler(w.at(field, text), names, callees, slots=slots,
                             float_literals=True).build()
-            plain.append(_plain_rule(fast.fn, self.args, self.params))
+            plain.append(_plain_function(fast.fn, self.params))
         return tuple(rules), tuple(plain)
 
     def _jvp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> Any:
@@ -471,37 +471,32 @@ class _Spec:
         return out
 
 
-def _entry(fn: Callable[..., Any], args: list[str], params: dict[str, Any]):
-    """``forward(*inputs, **params)`` running a formula compiled plain, its values in a
-    tuple ``(*inputs, *params)`` (forwards only ever see ndarrays), or passed as
-    arguments when the formula takes them so (``takes_values``)."""
+def _plain_function(fn: Callable[..., Any], params: dict[str, Any]):
+    """A formula compiled plain, as a function of its values in slot order: the leading
+    ones positional (a forward's inputs; a vjp's ``g, out, *inputs``), then the params
+    by keyword, defaulted. ``fn`` reads them from one tuple, or takes them as arguments
+    when it says so (``takes_values``). Forwards and plain vjps only see ndarrays."""
     star = getattr(fn, "takes_values", False)
     if not params:
         if star:
             return fn
-        if len(args) == 1:
 
-            def forward1(x: Any) -> Any:
-                return fn((x,))
+        def plain(*values: Any) -> Any:
+            return fn(values)
 
-            return forward1
-
-        def forward(*inputs: Any) -> Any:
-            return fn(inputs)
-
-        return forward
+        return plain
     defaults = tuple(params.items())
     if star:
 
-        def forward_p(*inputs: Any, **kw: Any) -> Any:
-            return fn(*inputs, *[kw.get(k, d) for k, d in defaults])
+        def plain_kw(*values: Any, **kw: Any) -> Any:
+            return fn(*values, *[kw.get(k, d) for k, d in defaults])
 
-        return forward_p
+        return plain_kw
 
-    def forward_t(*inputs: Any, **kw: Any) -> Any:
-        return fn((*inputs, *[kw.get(k, d) for k, d in defaults]))
+    def plain_kw_tuple(*values: Any, **kw: Any) -> Any:
+        return fn((*values, *[kw.get(k, d) for k, d in defaults]))
 
-    return forward_t
+    return plain_kw_tuple
 
 
 def _rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
@@ -522,34 +517,6 @@ def _rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, Any]):
         env["g"] = g
         env["out"] = out
         return fn(env)
-
-    return vjp
-
-
-def _plain_rule(fn: Callable[..., Any], args: list[str], params: dict[str, Any]):
-    """One input's vjp on plain ndarrays: the values go to ``fn`` as a tuple
-    ``(g, out, *inputs, *params)``, the slots the formula was compiled for, or as
-    arguments when the formula takes them so (``takes_values``)."""
-    star = getattr(fn, "takes_values", False)
-    if not params:
-        if star:
-            return fn  # already takes (g, out, *inputs)
-        if len(args) == 1:
-
-            def vjp1(g: Any, out: Any, x: Any) -> Any:
-                return fn((g, out, x))
-
-            return vjp1
-    defaults = tuple(params.items())
-    if star:
-
-        def vjp_p(g: Any, out: Any, *inputs: Any, **kw: Any) -> Any:
-            return fn(g, out, *inputs, *[kw.get(k, d) for k, d in defaults])
-
-        return vjp_p
-
-    def vjp(g: Any, out: Any, *inputs: Any, **kw: Any) -> Any:
-        return fn((g, out, *inputs, *[kw.get(k, d) for k, d in defaults]))
 
     return vjp
 
