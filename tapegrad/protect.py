@@ -34,9 +34,7 @@ class LockingEntry(Entry):
     __slots__ = ("locked",)
 
     def release(self) -> None:
-        self.nodes = self.inputs = None
-        if self.op.residual:
-            self.residual = None
+        Entry.release(self)
         self.locked = None  # the Locks object goes, and unlocks
 
 
