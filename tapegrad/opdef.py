@@ -70,6 +70,11 @@ class OpDef:
         samples: ``samples(rng) -> iterable of (inputs, params)`` for automatic checks
             of ops whose inputs need structure (shapes, indices); elementwise ops can
             rely on ``domain`` alone.
+        complex: the rules are right for complex inputs too. tapegrad's rules follow
+            HIPS autograd's convention internally (the vjp of a holomorphic ``f`` is
+            ``g * f'(z)``, no conjugate); the engine conjugates at the boundary, so users
+            see PyTorch's convention (``z.grad = dL/dRe(z) + 1j * dL/dIm(z)``). An op
+            left at ``False`` refuses complex inputs that need a gradient.
         doc: one line saying what the op computes.
     """
 
@@ -92,6 +97,7 @@ class OpDef:
     domain: tuple[float, float] = (-2.0, 2.0)
     samples: Callable[[np.random.Generator], Iterable[Sample]] | None = None
     doc: str = ""
+    complex: bool = False
 
 
 @dataclass(eq=False)

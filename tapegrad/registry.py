@@ -37,6 +37,12 @@ DEFAULT_PLUGINS = (
     "tapegrad.builtins.arithmetic",
     "tapegrad.builtins.reductions",
     "tapegrad.builtins.shaping",
+    "tapegrad.builtins.elementwise",
+    "tapegrad.builtins.scans",
+    "tapegrad.builtins.assembly",
+    "tapegrad.builtins.products",
+    "tapegrad.builtins.linalg",
+    "tapegrad.builtins.fft",
     "tapegrad.builtins.nn_ops",
     "tapegrad.builtins.specs",
 )

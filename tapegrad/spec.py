@@ -51,7 +51,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: The keys an op entry may have.
 OP_FIELDS = ("args", "params", "forward", "numpy", "vjp", "jvp", "nondiff", "method",
-             "domain", "samples", "doc")
+             "domain", "samples", "doc", "complex")
 _MAX_YAML_DEPTH = 32
 _MAX_SAMPLE_SIZE = 10_000
 # ----------------------------------------------------------------------------- YAML
@@ -279,6 +279,12 @@ class _Spec:
             return _identifier(self.where.at("method"), m, "a method name")
         raise fail(self.where.at("method"), "expected true, false or a method name", m)
 
+    def _complex(self) -> bool:
+        flag = self.raw.get("complex", False)
+        if not isinstance(flag, bool):
+            raise fail(self.where.at("complex"), "expected true or false", flag)
+        return flag
+
     def _doc(self) -> str:
         doc = self.raw.get("doc", "")
         if not isinstance(doc, str):
@@ -336,7 +342,7 @@ class _Spec:
             nondiff=tuple(self.args.index(a) for a in self.nondiff), method=self.method,
             implements=(self.ufunc,) if self.ufunc is not None else (),
             save_inputs=any(a in used for a in self.args), save_out="out" in used,
-            domain=domain, samples=samples, doc=self.doc,
+            domain=domain, samples=samples, doc=self.doc, complex=self._complex(),
         )
 
     def _vjp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> tuple:
