@@ -6,25 +6,21 @@ plugin (or YAML file) it came from, and the user's ``file:line`` where that op w
 called. The call site is captured when the op is recorded, and only while anomaly mode
 is on, so normal runs pay one list read per op and nothing else.
 
-The switch is a process-wide counter (``graph.anomaly_flag[0]``) so that op callers can
-test it without touching thread-local state; this context manager changes it under a
-lock, so nested and concurrent ``detect_anomaly()`` blocks compose: checking stays on
-until the last one exits. (Threads that did not ask for it are checked too while any
+The switch is a process-wide counter (``STATE.anomaly``, see ``state.py``) so that op
+callers can test it without touching thread-local state; nested and concurrent
+``detect_anomaly()`` blocks compose: checking stays on until the last one exits. (Threads that did not ask for it are checked too while any
 block is open: that costs time, never correctness.)
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import graph
+from .state import STATE
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_lock = threading.Lock()
 
 
 class detect_anomaly:  # noqa: N801  (a context manager used like a function)
@@ -45,18 +41,14 @@ class detect_anomaly:  # noqa: N801  (a context manager used like a function)
 
     def __enter__(self) -> detect_anomaly:
         if self.enabled:
-            with _lock:
-                graph.anomaly_flag[0] += 1
-            graph.enter_special_mode()  # the op callers' fast path checks this only
+            STATE.enter(anomaly=True)
             self._entered += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._entered:
             self._entered -= 1
-            with _lock:
-                graph.anomaly_flag[0] -= 1
-            graph.leave_special_mode()
+            STATE.leave(anomaly=True)
 
     def __call__(self, fn: F) -> F:
         enabled = self.enabled
@@ -71,4 +63,4 @@ class detect_anomaly:  # noqa: N801  (a context manager used like a function)
 
 def is_anomaly_enabled() -> bool:
     """Whether any ``detect_anomaly()`` block is open (in any thread)."""
-    return graph.anomaly_flag[0] > 0
+    return STATE.anomaly > 0

@@ -1,35 +1,46 @@
 """The reverse replay: the one place where gradients are computed and routed.
 
-Entries are replayed from the most recent to the oldest. Everything that every op
-would otherwise repeat happens here, once: skipping inputs that need no gradient,
-summing broadcast gradients back to each input's shape, casting to the input's dtype,
-adding up fan-out, running tensor hooks, checking what a vjp returns (naming the op
-and its plugin when it breaks the contract), and freeing what was consumed.
+Records are replayed from the most recent to the oldest (a heap keyed by call order),
+each once, when every gradient that can reach it has arrived::
 
-With ``create_graph=True`` the same replay hands the vjps Tensors instead of ndarrays,
-so everything they compute is itself recorded and can be differentiated again.
+    for each record, newest first:
+        g      = the gradient summed at the record (one per output)
+        grads  = the op's vjp(g, out, *saved, **params)      # call_vjp
+        for each input node:                                 # route
+            fit the gradient to the input (sum broadcast axes, cast dtype)
+            add it to the node's gradient
+        release the record (unless retain_graph)
+
+Everything every op would otherwise repeat happens here, once: skipping inputs that
+need no gradient, unbroadcasting, casting, adding up fan-out, tensor hooks, checking
+what a vjp returns (naming the op and its plugin when it breaks the contract), and
+freeing what was consumed. With ``create_graph=True`` the vjps get Tensors (made by
+``wire``) instead of arrays, so what they compute is itself recorded.
+
+Complex numbers: rules follow HIPS autograd's convention (the vjp of a holomorphic
+``f`` is ``g * f'(z)``); users see PyTorch's (``z.grad = dL/dRe z + 1j dL/dIm z``), its
+conjugate. The conjugation happens at the boundary only: seeds, hooks, leaf gradients.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Callable
 from heapq import heappop, heappush
-from sys import getrefcount
 from typing import Any
 
 import numpy as np
 
-from . import graph
-from . import tensor as _tensor_module
-from .entry import LEAF, RESULT, Entry
-from .errors import DifferentiabilityError, OpRuleError
-from .graph import state
-from .protect import LockingEntry
-from .tensor import ENTRY_HOOKS, Tensor, _make
+from .entry import Leaf, Node, Part, Record
+from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError
+from .state import STATE
 
 ndarray = np.ndarray
+Wire = Callable[[Any, Any], Any]
 
 _leaf_lock = threading.Lock()
+_interrupted: weakref.WeakSet = weakref.WeakSet()
 
 
 class ShapeOf:
@@ -50,399 +61,335 @@ class ShapeOf:
         return int(np.prod(self.shape, dtype=np.int64))
 
 
-def node_meta(node: Any) -> tuple[tuple[int, ...], np.dtype]:
-    d = node._data
-    return d.shape, d.dtype
+def conj(g: Any) -> Any:
+    """The complex conjugate of a gradient (a no-op on real ones)."""
+    return np.conj(g) if g.dtype.kind == "c" else g
 
 
-# ----------------------------------------------------------------------- entry points
-
-
-def backward(t: Tensor, grad: Any = None, *, retain_graph: bool = False,
-             create_graph: bool = False) -> None:
-    """``t.backward(...)``: replay ``t``'s graph and accumulate into leaf ``.grad``."""
-    node = t._node
-    if node is None:
-        raise RuntimeError(
-            "backward() on a tensor that does not require grad: no input of the "
-            "computation had requires_grad=True (or it ran under tg.no_grad())"
-        )
-    if grad is None and not create_graph and t._data.size == 1:
-        seed = np.empty(t._data.shape, t._data.dtype)  # (C calls; np.ones_like is Python)
-        seed.fill(1)
-    else:
-        seed = make_seed(t, grad, create_graph)
-    if node is LEAF:
-        commit_leaves({t: seed}, create_graph)
-    elif node is RESULT:
-        grads: dict[Any, Any] = {t: seed}
-        replay([(-t.seq, t)], grads, retain_graph or create_graph, create_graph)
-        commit_leaves(grads, create_graph)
-    # else: a tensor only watched by a tape (or an internal alias): nothing to do
-
-
-def make_seed(t: Tensor, grad: Any, create_graph: bool) -> Any:
-    """The gradient that starts a reverse pass from ``t``."""
+def make_seed(data: Any, grad: Any, create_graph: bool, wire: Wire) -> Any:
+    """The gradient that starts a reverse pass from a tensor holding ``data``."""
     if grad is None:
-        if t._data.size != 1:
-            raise ValueError(
+        if data.size != 1:
+            raise ShapeError(
                 f"backward() without a gradient needs a tensor with exactly one element; "
-                f"this one has shape {t._data.shape}. Pass grad= of that shape (e.g. "
-                "np.ones_like(t._data)) or reduce first (t.sum())"
-            )
-        seed = np.ones_like(t._data)
+                f"this one has shape {data.shape}. Pass grad= of that shape "
+                "(t.backward(np.ones(t.shape))) or reduce first (t.sum())")
+        seed = np.ones(data.shape, data.dtype)
     else:
-        if isinstance(grad, Tensor):
-            if create_graph:
-                seed = grad
-            else:
-                seed = grad._data
-        else:
-            seed = np.asarray(grad, dtype=t._data.dtype)
-        if seed.shape != t._data.shape:
-            raise ValueError(
-                f"backward(grad=...): grad has shape {seed.shape} but the tensor has "
-                f"shape {t._data.shape}"
-            )
-        if not isinstance(seed, Tensor) and seed.dtype != t._data.dtype:
-            seed = seed.astype(t._data.dtype)
-    if create_graph and not isinstance(seed, Tensor):
-        seed = _make(seed, None)
+        tensor_seed = hasattr(grad, "_node")
+        seed = grad if tensor_seed and create_graph else (
+            grad._data if tensor_seed else np.array(grad, dtype=data.dtype))
+        if seed.shape != data.shape:
+            raise ShapeError(f"backward(grad=...): grad has shape {seed.shape} but the "
+                             f"tensor has shape {data.shape}")
+        if seed.dtype != data.dtype and not tensor_seed:
+            seed = seed.astype(data.dtype)
+        seed = conj(seed)
+    if create_graph and not hasattr(seed, "_node"):
+        seed = wire(seed, None)
     return seed
 
 
-def replay(heap: list, grads: dict[Any, Any], retain: bool, create_graph: bool,
-           tape: set | None = None, keep: set | None = None,
-           kept: dict | None = None) -> None:
-    """Run the vjps of the entries reachable from ``heap``, newest first.
+# ----------------------------------------------------------------------- the replay
 
-    ``heap`` holds ``(-seq, entry)`` pairs: popping it reads the tape backwards from
-    the most recent entry, and entries are pushed as gradients reach them, so entries
-    the output does not depend on are never visited. ``grads`` maps nodes to their
-    gradient so far and starts with the seeds. ``tape`` restricts the replay to the
-    entries of an explicit ``tg.Tape``. Gradients of entries in ``keep`` are copied to
-    ``kept`` (tape sources that are not leaves).
+
+def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | None = None,
+           keep: set | None = None) -> dict:
+    """Run the vjps of every record reachable from the nodes in ``grads``, newest first.
+
+    ``grads`` maps nodes to their gradient (the seeds); the nodes left in it when the
+    replay ends (leaves, and records outside ``within``) are returned with their
+    gradients. ``wire`` is given for ``create_graph``: it makes Tensors of saved values.
+    ``within`` restricts the replay to the records of an explicit ``tg.Tape``; the
+    gradients that reach records in ``keep`` are returned too (tape sources that are
+    not leaves).
     """
-    if create_graph:
-        prev_enabled = state.grad_enabled
-        state.grad_enabled = True
-    checking = graph.anomaly_flag[0]
-    # Rarely needed per-entry work, looked for only when some of it can be needed.
-    extras = keep is not None or ENTRY_HOOKS[0]
-    # Along a chain the heap is bypassed: an entry reached while nothing else is pending
-    # is necessarily the newest pending one, and no other entry can add to its gradient
-    # any more, so it is handed over in `nxt`/`g_nxt` without touching `grads`.
-    nxt = heappop(heap)[1] if heap else None
-    g_nxt = grads.pop(nxt) if nxt is not None else None
+    heap = [(-n.seq, n) for n in grads if type(n) is Record and _inside(n, within)]
+    for p in [n for n in grads if type(n) is Part]:
+        _route(grads, heap, p, grads.pop(p), within)
+    roots = [n for _, n in heap]
+    kept = {}
+    prev_enabled = STATE.thread.grad_enabled
+    if wire is not None:
+        STATE.thread.grad_enabled = True  # create_graph: the vjps' work is recorded
     try:
-        while nxt is not None:
-            e = nxt
-            g = g_nxt
-            nxt = None
-            nodes = e.nodes
-            if nodes is None:
-                raise _freed_error(e)
-            if extras:
-                if keep is not None and e in keep:
-                    kept[e] = g
-                if e._hooks:
-                    g = run_hooks(e._hooks, g)
-            op = e.op
-            inputs = e.inputs
-            out = e._data
-            params = e.params
-            rule = op.vjp_rule
-            per_input = op.per_input and not create_graph
-            try:
-                if inputs is None and not create_graph:
-                    inputs = op.blank_inputs or _stand_ins(e)
-                if not per_input:
-                    if create_graph:
-                        results = _vjp_recorded(e, g)
-                    else:
-                        if op.residual:
-                            results = rule(g, out, *inputs, residual=e.residual, **params)
-                            if not retain:
-                                e.residual = None
-                        else:
-                            results = (rule(g, out, *inputs, **params) if params
-                                       else rule(g, out, *inputs))
-                        if type(results) is not tuple:
-                            if len(nodes) == 1 and type(results) is ndarray:
-                                results = (results,)  # one input: a bare gradient
-                            else:
-                                results = _as_tuple(results, e)
-                        elif len(results) != len(nodes):
-                            results = _as_tuple(results, e)
-                i = -1
-                for n in nodes:
-                    i += 1
-                    if n is None:
-                        continue
-                    if per_input:
-                        f = rule[i]
-                        if f is None:
-                            continue
-                        gi = f(g, out, *inputs, **params) if params else f(g, out, *inputs)
-                    else:
-                        gi = results[i]
-                    if gi is None:
-                        continue
-                    if checking:
-                        graph.check_finite(op, "vjp", gi, e.site)
-                    d = n._data
-                    if type(gi) is not ndarray and not isinstance(gi, Tensor):
-                        gi = np.asarray(gi)
-                    if gi.shape != d.shape:
-                        gi = unbroadcast(gi, d.shape, e, i)
-                    if gi.dtype is not d.dtype and gi.dtype != d.dtype:
-                        gi = gi.astype(d.dtype)
-                    if n is nxt:  # a second input fed by the same chain entry (x * x)
-                        g_nxt = g_nxt + gi
-                    elif (nxt is None and not heap and n._node is RESULT
-                          and (tape is None or n in tape)):
-                        # Nothing pending: n is the next entry to run. (Every entry in
-                        # `grads` is on the heap, so n has no gradient there yet.)
-                        nxt = n
-                        g_nxt = gi
-                    else:
-                        prev = grads.get(n)
-                        if prev is not None:
-                            grads[n] = prev + gi
-                        elif n._node is not RESULT or (tape is not None and n not in tape):
-                            grads[n] = gi  # a leaf (or an entry outside the tape): kept
-                        else:
-                            grads[n] = gi
-                            if nxt is not None:
-                                grads[nxt] = g_nxt
-                                heappush(heap, (-nxt.seq, nxt))
-                                nxt = None
-                            heappush(heap, (-n.seq, n))
-            except (OpRuleError, DifferentiabilityError, FloatingPointError):
-                raise
-            except Exception as exc:
-                raise _rule_failed(e, exc) from exc
+        while heap:
+            rec = heappop(heap)[1]
+            g = grads.pop(rec)
+            if keep is not None and rec in keep:
+                kept[rec] = g
+            if rec.hooks:
+                g = run_hooks(rec.hooks, g)
+            results = call_vjp(rec, g, wire)
+            for i, node in enumerate(rec.parents):
+                gi = results[i]
+                if node is not None and gi is not None:
+                    _route(grads, heap, node, fit(gi, node, rec, i), within)
             if not retain:
-                e.nodes = e.inputs = None
-                if type(e) is not Entry:
-                    if type(e) is LockingEntry:
-                        e.locked = None  # its Locks go, and unlock (see protect.py)
-                    else:
-                        e.release()
-            if nxt is None and heap:
-                nxt = heappop(heap)[1]
-                g_nxt = grads.pop(nxt)
+                rec.release()
+    except BaseException:
+        _interrupted.update(roots)
+        raise
     finally:
-        if create_graph:
-            state.grad_enabled = prev_enabled
+        STATE.thread.grad_enabled = prev_enabled
+    grads.update(kept)
+    return grads
+
+
+def _inside(rec: Record, within: set | None) -> bool:
+    return within is None or rec in within
+
+
+def _route(grads: dict, heap: list, node: Node, g: Any, within: set | None) -> None:
+    """Add ``g`` to ``node``'s gradient; a record's first gradient puts it on the heap."""
+    if type(node) is Part:
+        rec = node.record
+        slots = grads.get(rec)
+        if slots is None:
+            slots = grads[rec] = [None] * len(rec.out)
+            if _inside(rec, within):
+                heappush(heap, (-rec.seq, rec))
+        old = slots[node.index]
+        slots[node.index] = g if old is None else old + g
+        return
+    old = grads.get(node)
+    if old is not None:
+        grads[node] = old + g
+        return
+    grads[node] = g
+    if type(node) is Record and _inside(node, within):
+        heappush(heap, (-node.seq, node))
 
 
 # ----------------------------------------------------------------------- vjp calls
 
 
-def _vjp_recorded(e: Entry, g: Any) -> tuple:
-    """Call the vjp on Tensors so that what it computes is recorded."""
-    op = e.op
-    nodes = e.nodes
-    if e.inputs is not None:
-        inputs = tuple(wire(x, n) for x, n in zip(e.inputs, nodes, strict=True))
-    else:
-        inputs = _stand_ins(e)
-    out = e  # the entry is the output tensor: what the vjp does with it is recorded
-    if not isinstance(g, Tensor):
-        g = _make(np.asarray(g), None)
-    res = strict_vjp(e, nodes, g, out, inputs, "cannot be differentiated twice")
-    fixed = []
-    for r, n in zip(res, nodes, strict=True):
-        if r is not None and n is not None and not isinstance(r, Tensor):
-            arr = np.asarray(r)
-            if arr.any():
-                raise DifferentiabilityError(
-                    f"op {op.name!r} (from {op.source}) cannot be differentiated twice: "
-                    "its vjp returned a plain ndarray under create_graph=True. Write the "
-                    "vjp with operators, NumPy functions and array methods (they record "
-                    "on Tensors) instead of converting to NumPy"
-                )
-            r = _make(arr, None)
-        fixed.append(r)
-    if graph.anomaly_flag[0]:
-        for r in fixed:
-            graph.check_finite(op, "vjp", r, e.site)
-    return tuple(fixed)
-
-
-def wire(x: Any, node: Any) -> Any:
-    """A saved input as a Tensor routing gradients to its node (under create_graph).
-
-    An entry's saved input is the entry's own data, so the entry itself is used. A
-    leaf's saved input may be a private copy of the leaf's data from the time of the
-    call: it gets an alias tensor of that copy whose node is the leaf.
-    """
-    if node is None or not isinstance(x, np.ndarray):
-        return x
-    if node._node is RESULT:
-        return node
-    return _make(x, node)
-
-
-def strict_vjp(e: Entry, mask: tuple, g: Any, out: Any, inputs: tuple, why: str) -> tuple:
-    """Call ``e``'s vjp on Tensors, refusing conversions to NumPy (they would silently
-    drop a gradient); ``why`` completes the error that names the op."""
-    op = e.op
-    state.strict_depth += 1
+def call_vjp(rec: Record, g: Any, wire: Wire | None) -> tuple:
+    """The op's vjp for one record: one gradient (or ``None``) per input."""
+    if rec.released:
+        raise _freed_error(rec)
+    op = rec.op
+    saved = rec.saved if rec.saved is not None else _stand_ins(rec)
+    out = rec.out
+    if type(out) is tuple:
+        g = tuple(np.zeros(o.shape, o.dtype) if gk is None else gk
+                  for gk, o in zip(g, out, strict=True))
+    if wire is not None:
+        return _recorded_vjp(rec, g, saved, wire)
     try:
-        res = call_vjp(op.definition.vjp, mask, g, out, inputs, e.params)
-    except DifferentiabilityError as exc:
-        raise DifferentiabilityError(f"op {op.name!r} (from {op.source}) {why}: {exc}") \
-            from exc
+        res = _apply(op.definition.vjp, rec.parents, g, out, saved, rec.params)
+    except (OpRuleError, DifferentiabilityError, FloatingPointError):
+        raise
     except Exception as exc:
-        raise _rule_failed(e, exc) from exc
-    finally:
-        state.strict_depth -= 1
-    return _as_tuple(res, e)
-
-
-def call_vjp(vjp: Any, nodes: tuple, g: Any, out: Any, inputs: tuple, params: dict) -> Any:
-    """Call a vjp: one function for all inputs, or one per input (only those needed)."""
-    if type(vjp) is tuple:
-        return tuple(
-            None if n is None or f is None else f(g, out, *inputs, **params)
-            for f, n in zip(vjp, nodes, strict=True)
-        )
-    return vjp(g, out, *inputs, **params)
-
-
-def _stand_ins(e: Entry) -> tuple:
-    """Inputs for a vjp that saved none: shapes where it asked for them, else None."""
-    if e.op.definition.save_inputs == "shape":
-        return tuple(None if n is None else ShapeOf(*node_meta(n)) for n in e.nodes)
-    return (None,) * len(e.nodes)
-
-
-def _as_tuple(res: Any, e: Entry) -> tuple:
-    if type(res) is tuple:
-        pass
-    elif isinstance(res, list):
-        res = tuple(res)
-    elif len(e.nodes) == 1:
-        res = (res,)
-    else:
-        raise OpRuleError(
-            f"op {e.op.name!r} (from {e.op.source}): vjp returned a "
-            f"{type(res).__name__}, expected a tuple of {len(e.nodes)} gradients "
-            "(one per input, None for an input without one)"
-        )
-    if len(res) != len(e.nodes):
-        raise OpRuleError(
-            f"op {e.op.name!r} (from {e.op.source}): vjp returned {len(res)} gradients "
-            f"for {len(e.nodes)} inputs; return one per input (None where there is none)"
-        )
+        raise OpRuleError(f"op {op.name!r} (from {op.source}): vjp raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+    res = _as_tuple(res, rec)
+    if STATE.anomaly:
+        for r in res:
+            check_finite(op, "vjp", r, rec.site)
     return res
 
 
-def _rule_failed(e: Entry, exc: Exception) -> Exception:
-    if isinstance(exc, OpRuleError):
-        return exc
-    return OpRuleError(
-        f"op {e.op.name!r} (from {e.op.source}): vjp raised "
-        f"{type(exc).__name__}: {exc}"
-    )
+def _apply(vjp: Any, parents: tuple, g: Any, out: Any, inputs: tuple, params: dict) -> Any:
+    """Call a vjp: one function for all inputs, or one per input (only those needed)."""
+    if type(vjp) is tuple:
+        return tuple(None if n is None or f is None else f(g, out, *inputs, **params)
+                     for f, n in zip(vjp, parents, strict=True))
+    return vjp(g, out, *inputs, **params)
 
 
-def _freed_error(e: Entry) -> RuntimeError:
-    return RuntimeError(
-        f"backward through the graph a second time: op {e.op.name!r} (entry "
-        f"#{e.seq}) already freed its saved values in an earlier backward. Pass "
+def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
+    """The vjp on Tensors wired to the graph, so that what it computes is recorded."""
+    inputs = tuple(wire(x, n) if n is not None and hasattr(x, "dtype") else x
+                   for x, n in zip(saved, rec.parents, strict=True))
+    out = (tuple(wire(o, Part(rec, k)) for k, o in enumerate(rec.out))
+           if type(rec.out) is tuple else wire(rec.out, rec))
+    g = tuple(_as_tensor(x, wire) for x in g) if type(g) is tuple else _as_tensor(g, wire)
+    res = strict_vjp(rec, rec.parents, g, out, inputs, "cannot be differentiated twice")
+    return tuple(_recorded_result(r, n, rec, wire)
+                 for r, n in zip(res, rec.parents, strict=True))
+
+
+def strict_vjp(rec: Record, mask: tuple, g: Any, out: Any, inputs: tuple, why: str) -> tuple:
+    """Call ``rec``'s vjp on Tensors, refusing conversions to NumPy (they would drop a
+    gradient); ``why`` completes the error that names the op."""
+    op = rec.op
+    STATE.thread.strict += 1
+    try:
+        res = _apply(op.definition.vjp, mask, g, out, inputs, rec.params)
+    except DifferentiabilityError as exc:
+        raise DifferentiabilityError(f"op {op.name!r} (from {op.source}) {why}: {exc}") \
+            from exc
+    except OpRuleError:
+        raise
+    except Exception as exc:
+        raise OpRuleError(f"op {op.name!r} (from {op.source}): vjp raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        STATE.thread.strict -= 1
+    return _as_tuple(res, rec)
+
+
+def _as_tensor(x: Any, wire: Wire) -> Any:
+    return x if hasattr(x, "_node") else wire(np.asarray(x), None)
+
+
+def _recorded_result(r: Any, node: Any, rec: Record, wire: Wire) -> Any:
+    if r is None or node is None or hasattr(r, "_node"):
+        return r
+    if isinstance(r, (ndarray, np.generic, int, float)) and not np.any(r):
+        return wire(np.asarray(r), None)  # a zero gradient: a constant is exact
+    op = rec.op
+    raise DifferentiabilityError(
+        f"op {op.name!r} (from {op.source}) cannot be differentiated twice: its vjp "
+        "returned a plain array under create_graph=True. Write the vjp with operators, "
+        "NumPy functions and array methods (they record on Tensors) instead of "
+        "converting to NumPy")
+
+
+def _stand_ins(rec: Record) -> tuple:
+    """Inputs for a vjp that saved none: shapes where it asked for them, else None."""
+    if rec.op.definition.save_inputs == "shape":
+        return tuple(None if n is None else ShapeOf(*n.meta()) for n in rec.parents)
+    return (None,) * len(rec.parents)
+
+
+def _as_tuple(res: Any, rec: Record) -> tuple:
+    n = len(rec.parents)
+    if type(res) is not tuple:
+        if isinstance(res, list):
+            res = tuple(res)
+        elif n == 1:
+            res = (res,)
+        else:
+            raise OpRuleError(
+                f"op {rec.op.name!r} (from {rec.op.source}): vjp returned a "
+                f"{type(res).__name__}, expected a tuple of {n} gradients (one per input, "
+                "None for an input without one)")
+    if len(res) != n:
+        raise OpRuleError(
+            f"op {rec.op.name!r} (from {rec.op.source}): vjp returned {len(res)} gradients "
+            f"for {n} inputs; return one per input (None where there is none)")
+    return res
+
+
+def _freed_error(rec: Record) -> GraphError:
+    if any(r is rec for r in _interrupted):
+        return GraphError(
+            f"this graph's backward was interrupted (at or after op {rec.op.name!r}) and "
+            "its records are partly consumed: run the forward again")
+    return GraphError(
+        f"backward through the graph a second time: op {rec.op.name!r} (record "
+        f"#{rec.seq}) already freed its saved values in an earlier backward. Pass "
         "retain_graph=True to the first backward (or use a persistent tape) to "
-        "backpropagate more than once"
-    )
+        "backpropagate more than once")
 
 
-# ----------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------- fitting
 
 
-def unbroadcast(g: Any, shape: tuple[int, ...], e: Entry, i: int) -> Any:
-    """Sum ``g`` over the axes along which input ``i`` of ``e`` was broadcast."""
+def fit(g: Any, node: Node, rec: Record, i: int) -> Any:
+    """Input ``i``'s gradient in its input's shape and dtype (the node's)."""
+    meta = node.meta()
+    if meta is None:  # a leaf nobody holds any more: its gradient has nowhere to go
+        return g
+    shape, dtype = meta
+    if not hasattr(g, "shape"):
+        if not isinstance(g, (int, float, complex)) or isinstance(g, bool):
+            raise OpRuleError(f"op {rec.op.name!r} (from {rec.op.source}): vjp returned a "
+                              f"{type(g).__name__} for input {i}, expected an array")
+        g = np.asarray(g)
+    if g.shape != shape:
+        g = unbroadcast(g, shape, rec, i)
+    if g.dtype != dtype:
+        if g.dtype.kind not in "fc":
+            raise OpRuleError(f"op {rec.op.name!r} (from {rec.op.source}): vjp returned "
+                              f"dtype {g.dtype} for input {i}, expected numbers")
+        g = (g.real if dtype.kind != "c" and g.dtype.kind == "c" else g).astype(dtype)
+    return g
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...], rec: Record, i: int) -> Any:
+    """Sum ``g`` over the axes along which input ``i`` was broadcast in this call.
+
+    A gradient may have the input's shape or the shape the input was broadcast to in
+    the call: every extra or expanded axis must be one the output has too.
+    """
     gshape = g.shape
     lead = len(gshape) - len(shape)
-    ok = lead >= 0
-    axes = list(range(lead)) if ok else []
-    if ok:
-        for k, s in enumerate(shape):
-            gs = gshape[lead + k]
-            if s == gs:
-                continue
-            if s == 1:
-                axes.append(lead + k)
-            else:
-                ok = False
-                break
-    if not ok:
-        raise OpRuleError(
-            f"op {e.op.name!r} (from {e.op.source}): vjp gave input {i} a gradient of "
-            f"shape {tuple(gshape)}, which cannot be summed to the input's shape "
-            f"{tuple(shape)}"
-        )
-    # ndarray.sum is a Python wrapper around np.add.reduce: call the ufunc directly
+    out_shape = rec.output_meta(0)[0]
+    axes = []
+    for k, size in enumerate(gshape):
+        own = shape[k - lead] if k >= lead else None
+        if own == size:
+            continue
+        j = k - len(gshape) + len(out_shape)
+        if own not in (None, 1) or j < 0 or out_shape[j] != size:
+            raise OpRuleError(
+                f"op {rec.op.name!r} (from {rec.op.source}): vjp gave input {i} a "
+                f"gradient of shape {tuple(gshape)}; the input has shape {tuple(shape)} "
+                f"and the output {tuple(out_shape)}. Return the input's shape (or the "
+                "shape it was broadcast to in the call)")
+        axes.append(k)
     total = np.add.reduce if type(g) is ndarray else type(g).sum
-    if len(axes) == lead:  # only leading axes: no reshape (and no view) needed
-        return total(g, axis=tuple(axes))
     g = total(g, axis=tuple(axes), keepdims=True)
-    if lead:
-        g = g.reshape(shape)
-    return g
+    return g.reshape(shape) if lead or g.shape != shape else g
+
+
+# ----------------------------------------------------------------------- leaves
 
 
 def run_hooks(hooks: list, g: Any) -> Any:
+    """Tensor hooks see (and return) gradients in the users' convention."""
     for fn in list(hooks):
-        r = fn(g)
+        r = fn(conj(g))
         if r is not None:
-            g = r
+            g = conj(np.array(r) if isinstance(r, ndarray) else r)
     return g
 
 
-def commit_leaves(grads: dict[Any, Any], create_graph: bool) -> None:
-    """Add the gradients that reached leaves with requires_grad into their ``.grad``.
+def commit_leaves(grads: dict, create_graph: bool) -> None:
+    """Add the gradients that reached leaves with ``requires_grad`` into their ``.grad``.
 
-    A gradient array nobody else holds (a fresh vjp result) becomes ``.grad`` as is;
-    one that may be shared (an upstream gradient passed through, a view) is copied, so
-    a later ``+=`` into ``.grad`` can never reach another array.
+    A gradient array the replay made fresh becomes ``.grad`` as is; one that may be
+    shared (a view, a read-only array, one already given to another leaf) is copied,
+    so a later ``+=`` into ``.grad`` can never reach another array.
     """
+    given: set[int] = set()
     with _leaf_lock:
-        for n in list(grads):
-            if n._node is not LEAF:
+        for node, g in grads.items():
+            if type(node) is not Leaf or (t := node.tensor) is None:
                 continue
-            g = grads.pop(n)
-            if n._hooks:
-                g = run_hooks(n._hooks, g)
+            if node.hooks:
+                g = run_hooks(node.hooks, g)
+            g = conj(g)
             if create_graph:
-                n.grad = g if n.grad is None else n.grad + g
+                t.grad = g if t.grad is None else t.grad + g
                 continue
-            if isinstance(g, Tensor):
+            if hasattr(g, "_node"):
                 g = g._data
-            data = n._data
-            old = n.grad
-            if old is None or isinstance(old, Tensor) or old.shape != data.shape:
-                if (type(g) is ndarray and g.base is None and g.flags.writeable
-                        and g.dtype == data.dtype and getrefcount(g) <= _SOLE_OWNER):
-                    n.grad = g
-                else:
-                    n.grad = np.array(g, dtype=data.dtype, copy=True)
-            elif old.flags.writeable:
+            old = t.grad
+            if old is None or hasattr(old, "_node") or old.shape != g.shape:
+                fresh = (type(g) is ndarray and g.base is None and g.flags.writeable
+                         and id(g) not in given)
+                t.grad = g if fresh else np.array(g, copy=True)
+                given.add(id(t.grad))
+            elif type(old) is ndarray and old.flags.writeable:
                 old += g
             else:
-                n.grad = old + g
+                t.grad = old + g
 
 
-def _sole_owner_refcount() -> int:
-    """What getrefcount reports, in commit_leaves, for an array only it holds."""
-    probe = {0: np.ones(1)}
-    for k in list(probe):
-        g = probe.pop(k)
-        return getrefcount(g)
-    raise AssertionError
+# ----------------------------------------------------------------------- anomaly
 
 
-_SOLE_OWNER = _sole_owner_refcount()
-
-_tensor_module._engine["backward"] = backward  # Tensor.backward calls it
+def check_finite(op: Any, stage: str, value: Any, site: str | None) -> None:
+    """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only)."""
+    arr = getattr(value, "_data", value)
+    if arr is None or not hasattr(arr, "dtype") or arr.dtype.kind not in "fc":
+        return
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        raise FloatingPointError(
+            f"detect_anomaly: the {stage} of op {op.name!r} (from {op.source}) produced "
+            f"{bad}; the op was called at {site or '<unknown>'}")

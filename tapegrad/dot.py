@@ -20,30 +20,32 @@ from typing import Any
 
 import numpy as np
 
-from .entry import Entry
+from .entry import Leaf, Part, Record
 from .tensor import Tensor
 
 __all__ = ["to_dot", "tape_to_dot", "wengert"]
 
 
-def _nodes_of(e: Entry) -> tuple:
-    return e.nodes or ()
+def _base(n: Any) -> Any:
+    """The node a gradient edge starts from: a record for a part of one."""
+    return n.record if isinstance(n, Part) else n
 
 
 def _collect(roots: Iterable[Any]) -> list[Any]:
-    """Every node reachable from ``roots`` (entries and leaf tensors), oldest first."""
+    """Every node reachable from ``roots`` (records and leaves), leaves then records."""
     seen: dict[int, Any] = {}
-    stack = [r for r in roots if r is not None]
+    stack = [_base(r) for r in roots if r is not None]
     while stack:
         n = stack.pop()
         if id(n) in seen:
             continue
         seen[id(n)] = n
-        if isinstance(n, Entry):
-            stack.extend(m for m in _nodes_of(n) if m is not None and id(m) not in seen)
-    entries = sorted((n for n in seen.values() if isinstance(n, Entry)), key=lambda e: e.seq)
-    leaves = [n for n in seen.values() if not isinstance(n, Entry)]
-    return leaves + entries
+        if isinstance(n, Record):
+            stack.extend(_base(m) for m in n.parents if m is not None)
+    records = sorted((n for n in seen.values() if isinstance(n, Record)),
+                     key=lambda e: e.seq)
+    leaves = [n for n in seen.values() if isinstance(n, Leaf)]
+    return leaves + records
 
 
 def _fmt(x: Any) -> str:
@@ -53,7 +55,7 @@ def _fmt(x: Any) -> str:
     return f"shape {arr.shape}"
 
 
-def _params(e: Entry) -> str:
+def _params(e: Record) -> str:
     defaults = e.op.params
     shown = []
     for k, v in (e.params or {}).items():
@@ -90,57 +92,62 @@ class _Namer:
         return self.ids[key]
 
 
-def _leaf_name(t: Tensor) -> str | None:
-    return getattr(t, "name", None)
+def _leaf_label(n: Leaf) -> list[str]:
+    t = n.tensor
+    if t is None:
+        return ["(freed)"]
+    data = t._data
+    parts = [t.name or "", f"{tuple(data.shape)} {data.dtype}"]
+    if data.size == 1:
+        parts.append(f"data {_fmt(data)}")
+        if t.grad is not None:
+            parts.append(f"grad {_fmt(t.grad)}")
+    return parts
+
+
+def _record_label(e: Record, root: Tensor | None) -> list[str]:
+    shape, dtype = e.output_meta(0)
+    parts = [root.name if root is not None and root.name else "", f"{tuple(shape)} {dtype}"]
+    data = e.out if e.out is not None else (root._data if root is not None else None)
+    if data is not None and type(data) is not tuple and np.size(data) == 1:
+        parts.append(f"data {_fmt(data)}")
+    if root is not None and root.grad is not None and np.size(root._data) == 1:
+        parts.append(f"grad {_fmt(root.grad)}")
+    return parts
 
 
 def _dot(nodes: list[Any], root: Tensor | None, title: str) -> str:
     namer = _Namer()
-    root_node = root if root is not None and isinstance(root, Entry) else None
+    root_node = _base(root._node) if root is not None else None
     lines = [f"digraph {title} {{", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=10];']
     for n in nodes:
-        if isinstance(n, Entry):
-            continue
-        name = namer(n, _leaf_name(n))
-        parts = [name, f"{tuple(n.data.shape)} {n.data.dtype}"]
-        if n.data.size == 1:
-            parts.append(f"data {_fmt(n.data)}")
-            if n.grad is not None:
-                parts.append(f"grad {_fmt(n.grad)}")
+        if isinstance(n, Record):
+            parts = _record_label(n, root if n is root_node else None)
+            style = ""
+        else:
+            parts = _leaf_label(n)
+            style = 'style=filled, fillcolor="#dbeafe", '
+        parts[0] = namer(n, parts[0] or None)
         label = " | ".join(_esc(p) for p in parts)
-        lines.append(f'  "n{id(n)}" [shape=record, style=filled, fillcolor="#dbeafe", '
-                     f'label="{{ {label} }}"];')
-    for e in nodes:
-        if not isinstance(e, Entry):
-            continue
-        own = root.name if root is not None and e is root_node else None
-        name = namer(e, own)
-        parts = [name, f"{tuple(e.shape)} {e.dtype}"]
-        data = root.data if root is not None and e is root_node else e.out
-        if data is not None and np.size(data) == 1:
-            parts.append(f"data {_fmt(data)}")
-        if root is not None and e is root_node and root.grad is not None \
-                and np.size(root.data) == 1:
-            parts.append(f"grad {_fmt(root.grad)}")
-        label = " | ".join(_esc(p) for p in parts)
-        lines.append(f'  "n{id(e)}" [shape=record, label="{{ {label} }}"];')
-        op_label = e.op.name
-        extra = _params(e)
-        if extra:
-            op_label += f"\\n{extra}"
-        lines.append(f'  "op{id(e)}" [shape=ellipse, label="{_esc_plain(op_label)}", '
-                     f'tooltip="{_esc_plain(e.op.source)}"];')
-        lines.append(f'  "op{id(e)}" -> "n{id(e)}";')
-        if e.nodes is None:
-            lines.append(f'  "op{id(e)}" [style=dashed, xlabel="released"];')
-            continue
-        for i, m in enumerate(e.nodes):
-            if m is None:
-                continue
-            lines.append(f'  "n{id(m)}" -> "op{id(e)}" [label="{i}"];')
+        lines.append(f'  "n{id(n)}" [shape=record, {style}label="{{ {label} }}"];')
+        if isinstance(n, Record):
+            lines.extend(_op_lines(n))
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _op_lines(e: Record) -> list[str]:
+    op_label = e.op.name
+    extra = _params(e)
+    if extra:
+        op_label += f"\\n{extra}"
+    lines = [f'  "op{id(e)}" [shape=ellipse, label="{_esc_plain(op_label)}", '
+             f'tooltip="{_esc_plain(e.op.source)}"];', f'  "op{id(e)}" -> "n{id(e)}";']
+    for i, m in enumerate(e.parents):
+        if m is not None:
+            lines.append(f'  "n{id(_base(m))}" -> "op{id(e)}" [label="{i}"];')
+    return lines
 
 
 def _esc_plain(text: str) -> str:
@@ -156,41 +163,45 @@ def to_dot(tensor: Tensor, title: str = "tapegrad") -> str:
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot() takes a Tensor, got {type(tensor).__name__}")
-    if isinstance(tensor, Entry):
-        nodes = _collect([tensor])
-    else:
-        nodes = [tensor]
-    return _dot(nodes, tensor, title)
+    if tensor._node is None:
+        return _dot([], tensor, title).replace("}\n", _plain_value(tensor) + "}\n")
+    return _dot(_collect([tensor._node]), tensor, title)
 
 
-def tape_to_dot(entries: list[Entry], title: str = "tape") -> str:
+def _plain_value(t: Tensor) -> str:
+    parts = [t.name or "v1", f"{tuple(t.shape)} {t.dtype}"]
+    if t.size == 1:
+        parts.append(f"data {_fmt(t._data)}")
+    label = " | ".join(_esc(p) for p in parts)
+    return f'  "n{id(t)}" [shape=record, label="{{ {label} }}"];\n'
+
+
+def tape_to_dot(entries: list[Record], title: str = "tape") -> str:
     """Graphviz DOT text of the entries of a tape and the leaves they read."""
     return _dot(_collect(entries), None, title)
 
 
-def wengert(entries: list[Entry]) -> str:
+def wengert(entries: list[Record]) -> str:
     """The Wengert list of ``entries``: one ``vK = op(vI, vJ)`` line per call."""
     namer = _Namer()
     lines = []
     listed = {id(e) for e in entries}
     for e in entries:
-        for n in _nodes_of(e):
-            if n is None or id(n) in namer.ids or id(n) in listed:
+        for n in map(_base, filter(None, e.parents)):
+            if id(n) in namer.ids or id(n) in listed:
                 continue
-            if isinstance(n, Entry):
-                nm = namer(n)
+            nm = namer(n)
+            if isinstance(n, Record):
                 lines.append(f"{nm} = <{n.op.name} recorded before this tape>  "
-                             f"# {tuple(n.shape)}")
+                             f"# {tuple(n.output_meta(0)[0])}")
             else:
-                nm = namer(n)
-                label = f"input {n.name}" if _leaf_name(n) else "input"
-                lines.append(f"{nm} = {label}  # {tuple(n.data.shape)} {n.data.dtype}")
-        if e.nodes is None:
-            args = "<released>"
-        else:
-            args = ", ".join("const" if n is None else namer(n) for n in e.nodes)
+                t = n.tensor
+                label = f"input {t.name}" if t is not None and t.name else "input"
+                meta = f"{tuple(t.shape)} {t.dtype}" if t is not None else "(freed)"
+                lines.append(f"{nm} = {label}  # {meta}")
+        args = ", ".join("const" if n is None else namer(_base(n)) for n in e.parents)
         extra = _params(e)
         if extra:
             args = f"{args}, {extra}"
-        lines.append(f"{namer(e)} = {e.op.name}({args})  # {tuple(e.shape)}")
+        lines.append(f"{namer(e)} = {e.op.name}({args})  # {tuple(e.output_meta(0)[0])}")
     return "\n".join(lines)

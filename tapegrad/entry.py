@@ -1,64 +1,123 @@
-"""Tape entries: the result of every recorded op call is itself the entry of the tape.
+"""Graph nodes: where gradients are summed. Each kind of node is a type.
 
-A *node* is what gradients are summed into: a leaf tensor (``_node`` is :data:`LEAF`
-or :data:`WATCHED`) or an :class:`Entry`, the tensor an op returned while recording.
-An entry holds its input nodes, so the graph lives exactly as long as something can
-still reach its last result, and is freed by reference counting alone. One object per
-recorded call, not a tensor plus a separate record, is what keeps recording cheap.
+* :class:`Leaf`: a tensor created by the user with ``requires_grad=True``; its
+  gradient ends up in the tensor's ``.grad``. :class:`Watched` is a leaf that only a
+  ``tg.Tape`` watches: the tape reads its gradient, ``.grad`` is left alone.
+* :class:`Record`: one recorded op call, the entry of the Wengert tape. It holds the
+  nodes of its inputs, the arrays its vjp needs, and its output(s).
+* :class:`Part`: output ``k`` of a record with several outputs.
+
+A tensor points to its node (``Tensor._node``); nodes never point to tensors, except a
+leaf's weak reference to its own tensor. A record holds its parents, so a graph lives
+exactly as long as something reaches its newest record, and is freed by reference
+counting alone. Backward releases what a record saved, but keeps its links and shapes,
+so the graph can still be drawn after a backward.
 """
 
 from __future__ import annotations
 
 import itertools
-
-from .tensor import LEAF, RESULT, WATCHED, Tensor, _LeafMark
-
-__all__ = ["LEAF", "RESULT", "WATCHED", "Entry", "_LeafMark", "_seq"]
+import weakref
+from typing import Any
 
 _seq = itertools.count(1)
+next_seq = _seq.__next__
 
 
-class Entry(Tensor):
-    """The result of one recorded op call ``self = op(*inputs, **params)``.
+class Node:
+    """Base of every node kind: what ``Tensor._node`` holds for a tracked tensor."""
 
-    ``op`` is the :class:`~tapegrad.OpInfo`; ``nodes`` holds, per input, the node
-    gradients flow to (``None`` for an input that needs none); ``inputs`` holds the
-    arrays the vjp needs, ``None`` where it needs none (or ``None`` altogether).
-    ``seq`` numbers entries in call order: backward replays from the highest down. The
-    output the vjp receives is the entry's own data. ``residual`` is set only for ops
-    with a ``residual_forward``. After a backward without ``retain_graph`` the entry is
-    *released*: ``nodes`` becomes ``None`` and the saved arrays are dropped, while the
-    tensor itself stays usable.
+    __slots__ = ("hooks",)
+
+    def __init__(self) -> None:
+        self.hooks: list | None = None
+
+
+class Leaf(Node):
+    """A user's tensor with ``requires_grad=True``: gradients accumulate on it."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, tensor: Any) -> None:
+        self.hooks = None
+        self.ref = weakref.ref(tensor)
+
+    @property
+    def tensor(self) -> Any:
+        """The leaf tensor, or ``None`` once nothing else holds it."""
+        return self.ref()
+
+    def meta(self) -> tuple[tuple[int, ...], Any] | None:
+        t = self.ref()
+        return None if t is None else (t._data.shape, t._data.dtype)
+
+
+class Watched(Leaf):
+    """A tensor watched by an open ``tg.Tape`` only (not ``requires_grad``)."""
+
+    __slots__ = ()
+
+
+class Record(Node):
+    """One recorded call ``out = op(*inputs, **params)``: an entry of the tape.
+
+    ``parents`` holds one node per input (``None`` for an input that needs no
+    gradient); ``saved`` the inputs the vjp needs (``None`` if none); ``out`` the
+    output, or the tuple of outputs of an op with several; ``seq`` numbers records in
+    call order (backward replays the highest first). ``locks`` keeps large user arrays
+    read-only while the record may need them (see ``protect.py``); ``site`` is the
+    user's source line (anomaly mode only). After a backward without ``retain_graph``
+    the record is *released*: saved arrays, output and locks go; ``parents`` and
+    ``shapes`` (shape and dtype of each output) stay, for drawing.
     """
 
-    __slots__ = ("op", "nodes", "inputs", "params", "seq", "residual")
-    site: str | None = None  # the user's source line, set in anomaly mode only
+    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "locks", "site",
+                 "shapes", "__weakref__")
 
-    @property
-    def data(self):
-        """The ndarray (never a copy), read-only: the graph may have saved it."""
-        d = self._data
-        if d.flags.writeable:
-            d.flags.writeable = False
-        return d
-
-    @data.setter
-    def data(self, value) -> None:
-        raise RuntimeError(
-            "cannot replace .data of a tensor produced by a recorded op; detach() it "
-            "or build a new tensor"
-        )
-
-    @property
-    def out(self):
-        """The op's output (the entry's data)."""
-        return self._data
-
-    def release(self) -> None:
-        self.nodes = self.inputs = None
-        if self.op.residual:
-            self.residual = None
+    def __init__(self, op: Any, parents: tuple, saved: tuple | None, out: Any,
+                 params: dict) -> None:
+        self.hooks = None
+        self.op = op
+        self.parents = parents
+        self.saved = saved
+        self.out = out
+        self.params = params
+        self.seq = next_seq()
+        self.locks = None
+        self.site = None
+        self.shapes = None
 
     @property
     def released(self) -> bool:
-        return self.nodes is None
+        return self.shapes is not None
+
+    def release(self) -> None:
+        """Free what the vjp needed (after its backward); keep the graph's shape."""
+        out = self.out
+        self.shapes = (tuple((o.shape, o.dtype) for o in out) if type(out) is tuple
+                     else ((out.shape, out.dtype),))
+        self.saved = self.out = self.locks = None
+
+    def output_meta(self, k: int = 0) -> tuple[tuple[int, ...], Any]:
+        """Shape and dtype of output ``k``."""
+        if self.shapes is not None:
+            return self.shapes[k]
+        out = self.out[k] if type(self.out) is tuple else self.out
+        return out.shape, out.dtype
+
+    def meta(self) -> tuple[tuple[int, ...], Any]:
+        return self.output_meta(0)
+
+
+class Part(Node):
+    """Output ``index`` of a record with several outputs."""
+
+    __slots__ = ("record", "index")
+
+    def __init__(self, record: Record, index: int) -> None:
+        self.hooks = None
+        self.record = record
+        self.index = index
+
+    def meta(self) -> tuple[tuple[int, ...], Any]:
+        return self.record.output_meta(self.index)

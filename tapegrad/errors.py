@@ -39,3 +39,17 @@ class UnknownOpError(TapegradError, KeyError, AttributeError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ConversionError(TapegradError, TypeError):
+    """A tracked Tensor was about to become a plain ndarray implicitly (its gradient
+    would be lost), or a NumPy function without an op was called on one."""
+
+
+class GraphError(TapegradError, RuntimeError):
+    """A misuse of the recorded graph: a second backward through freed records, a
+    backward from a tensor that requires no grad, a tape used twice."""
+
+
+class ShapeError(TapegradError, ValueError):
+    """A value of the wrong shape was handed to the engine (a backward seed, say)."""

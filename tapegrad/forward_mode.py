@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from . import graph
-from .backward import _stand_ins, strict_vjp, wire
-from .entry import LEAF, Entry
-from .errors import DifferentiabilityError, OpRuleError
+from .backward import _stand_ins, check_finite, strict_vjp
+from .entry import Leaf, Part, Record
+from .errors import DifferentiabilityError, GraphError, OpRuleError
+from .state import STATE
 from .tape import Tape, enable_grad, no_grad
-from .tensor import Tensor, _make
+from .tensor import Tensor, _make, wire
 from .transforms import finish, float_array, gradient_scope, is_nested, trace
 
 __all__ = ["jvp", "native_jvp_ops"]
@@ -59,9 +59,9 @@ def _as_tuple_arg(x: Any) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def _key(t: Tensor) -> Any:
-    node = t._node
-    return node if isinstance(node, Tensor) else t
+def _key(node: Any) -> Any:
+    """Where a node's tangent is kept: the node, or (record, k) for output k."""
+    return (node.record, node.index) if isinstance(node, Part) else node
 
 
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
@@ -90,14 +90,14 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
         if tuple(tv.shape) != s.shape:
             raise ValueError(f"jvp: tangent {i} has shape {tuple(tv.shape)}, its primal "
                              f"has shape {s.shape}")
-        tmap[_key(s)] = tv
+        tmap[_key(s._node)] = tv
     with gradient_scope(nested):
         for e in tape.entries:
             _push(e, tmap, nested)
     outs = out if isinstance(out, (tuple, list)) else (out,)
     touts = []
     for o in outs:
-        t = tmap.get(_key(o)) if isinstance(o, Tensor) else None
+        t = tmap.get(_key(o._node)) if isinstance(o, Tensor) else None
         if t is None:
             t = np.zeros(np.shape(o.data if isinstance(o, Tensor) else o))
         touts.append(finish(t, nested))
@@ -107,21 +107,31 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     return values[0], touts[0]
 
 
-def _saved(e: Entry, nested: bool) -> tuple[tuple, Any]:
+def _saved(e: Record, nested: bool) -> tuple[tuple, Any]:
     """The saved inputs and output of ``e``; wired to their nodes when nested."""
-    inputs = e.inputs if e.inputs is not None else _stand_ins(e)
+    inputs = e.saved if e.saved is not None else _stand_ins(e)
     if not nested:
-        return inputs, e._data
-    return tuple(wire(x, n) for x, n in zip(inputs, e.nodes, strict=True)), e
+        return inputs, e.out
+    inputs = tuple(x if n is None or not hasattr(x, "dtype") else wire(x, n)
+                   for x, n in zip(inputs, e.parents, strict=True))
+    if type(e.out) is tuple:
+        return inputs, tuple(wire(o, Part(e, k)) for k, o in enumerate(e.out))
+    return inputs, wire(e.out, e)
 
 
-def _push(e: Entry, tmap: dict[Any, Any], nested: bool) -> None:
-    """Compute the tangent of ``e``'s output from its inputs' tangents."""
-    nodes = e.nodes
-    if nodes is None:
-        raise RuntimeError(f"jvp: entry #{e.seq} ({e.op.name}) was already released by a "
-                           "backward pass inside f")
-    tans = tuple(None if n is None else tmap.get(n) for n in nodes)
+def _outputs(e: Record) -> list[tuple[Any, Any]]:
+    """(key, output array) for each output of ``e``."""
+    if type(e.out) is tuple:
+        return [((e, k), o) for k, o in enumerate(e.out)]
+    return [(e, e.out)]
+
+
+def _push(e: Record, tmap: dict[Any, Any], nested: bool) -> None:
+    """Compute the tangent(s) of ``e``'s output(s) from its inputs' tangents."""
+    if e.released:
+        raise GraphError(f"jvp: record #{e.seq} ({e.op.name}) was already released by a "
+                         "backward pass inside f")
+    tans = tuple(None if n is None else tmap.get(_key(n)) for n in e.parents)
     if all(t is None for t in tans):
         return
     op = e.op
@@ -137,59 +147,67 @@ def _push(e: Entry, tmap: dict[Any, Any], nested: bool) -> None:
                               f"{type(exc).__name__}: {exc}") from exc
     else:
         t = _jvp_from_vjp(e, tans, inputs, out, nested)
-    if t is None:
-        return
-    t = _fit(t, e)
-    if graph.anomaly_flag[0]:
-        graph.check_finite(op, "jvp", t, e.site)
-    tmap[e] = t
+    outs = _outputs(e)
+    ts = t if len(outs) > 1 else (t,)
+    for (key, o), tk in zip(outs, ts, strict=True):
+        if tk is None:
+            continue
+        tk = _fit(tk, o, op)
+        if STATE.anomaly:
+            check_finite(op, "jvp", tk, e.site)
+        tmap[key] = tk
 
 
-def _fit(t: Any, e: Entry) -> Any:
+def _fit(t: Any, o: Any, op: Any) -> Any:
     """The tangent in the output's shape and dtype."""
     if not isinstance(t, Tensor):
         t = np.asarray(t)
-    if tuple(t.shape) != tuple(e.shape):
+    shape = tuple(o.shape)
+    if tuple(t.shape) != shape:
         try:
-            ok = np.broadcast_shapes(tuple(t.shape), tuple(e.shape)) == tuple(e.shape)
+            ok = np.broadcast_shapes(tuple(t.shape), shape) == shape
         except ValueError:
             ok = False
         if not ok:
-            raise OpRuleError(f"op {e.op.name!r} (from {e.op.source}): jvp returned a "
+            raise OpRuleError(f"op {op.name!r} (from {op.source}): jvp returned a "
                               f"tangent of shape {tuple(t.shape)} for an output of shape "
-                              f"{tuple(e.shape)}")
-        t = np.broadcast_to(t, e.shape)
-    if t.dtype != e.dtype:
-        t = t.astype(e.dtype)
+                              f"{shape}")
+        t = np.broadcast_to(t, shape)
+    if t.dtype != o.dtype:
+        t = t.astype(o.dtype)
     return t
 
 
-def _jvp_from_vjp(e: Entry, tans: tuple, inputs: tuple, out: Any, nested: bool) -> Any:
+def _jvp_from_vjp(e: Record, tans: tuple, inputs: tuple, out: Any, nested: bool) -> Any:
     """``J v`` as the derivative of ``<vjp(u), v>`` with respect to the cotangent ``u``."""
     op = e.op
     mask = tuple(None if t is None else True for t in tans)
     with enable_grad(), Tape() as tape:
-        u = _make(np.zeros(e.shape, e.dtype), LEAF)
-        res = strict_vjp(e, mask, u, out, inputs, "has no jvp, and forward mode through its "
-                         "vjp needs that vjp to be differentiable")
+        us = [_make(np.zeros(o.shape, o.dtype), None) for _, o in _outputs(e)]
+        for u in us:
+            u._node = Leaf(u)
+        res = strict_vjp(e, mask, tuple(us) if len(us) > 1 else us[0], out, inputs,
+                         "has no jvp, and forward mode through its vjp needs that vjp "
+                         "to be differentiable")
         total = None
         for gi, vi in zip(res, tans, strict=True):
             if gi is None or vi is None:
                 continue
             if not (isinstance(gi, Tensor) and gi._node is not None):
-                if np.any(np.asarray(gi.data if isinstance(gi, Tensor) else gi)):
+                if np.any(gi._data if isinstance(gi, Tensor) else gi):
                     raise DifferentiabilityError(
                         f"op {op.name!r} (from {op.source}) has no jvp, and its vjp "
-                        "returned a plain ndarray, so forward mode cannot be derived from "
+                        "returned a plain array, so forward mode cannot be derived from "
                         "it. Declare OpDef(jvp=...) or write the vjp with operators and "
-                        "NumPy functions (they record on Tensors)"
-                    )
+                        "NumPy functions (they record on Tensors)")
                 continue
             term = (gi * vi).sum()
             total = term if total is None else total + term
     if total is None:
         return None
     if nested:
-        return tape.gradient(total, u)
-    with no_grad():
-        return tape.gradient(total, u)
+        ts = tape.gradient(total, us)
+    else:
+        with no_grad():
+            ts = tape.gradient(total, us)
+    return tuple(ts) if len(us) > 1 else ts[0]

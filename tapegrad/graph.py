@@ -1,86 +1,249 @@
-"""Recording: per-thread recording state and the op callers.
+"""Recording: the op callers behind ``tg.ops.NAME``, and the one function that records.
 
-Every call of an op on a tensor that is being tracked appends one :class:`Entry` to the
-Wengert tape: the op, the nodes its inputs came from, and what its vjp needs. An entry
-is numbered in call order (``seq``); backward replays entries from the highest number
-down, so no topological sort and no recursion is needed.
+One op call::
 
-Entries and nodes live in :mod:`tapegrad.entry`; the protection of saved arrays in
-:mod:`tapegrad.protect`.
+    tg.ops.mul(a, b)                        the caller make_caller built for "mul"
+      -> unwrap: arrays and parent nodes    (Tensors give their data and node)
+      -> out = forward(*arrays, **params)   plain NumPy
+      -> no input tracked?  Tensor(out)     nothing recorded
+      -> record(...)                        what to save, protection, the tape entry
 
-The op callers built here are the functions behind ``tg.ops.NAME``. They are made once
-per op when the registry is built; calling one is a few attribute reads, the op's
-NumPy forward, and (only when an input is tracked) one entry.
+:func:`record` is the only place that decides what a record saves, protects arrays the
+user can still change (``protect.py``), and builds the :class:`~tapegrad.entry.Record`
+that backward replays. Results of ops whose output is not floating (integer casts,
+argmax) are never recorded: they cannot carry a gradient.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .entry import RESULT, Entry, _LeafMark, _seq
+from .backward import ShapeOf, check_finite
+from .entry import Leaf, Part, Record
 from .errors import OpRuleError, TapegradError
-from .protect import COPY_LIMIT, LockingEntry, protect
+from .protect import protect
+from .state import STATE
 from .tensor import Tensor, _make
 
 if TYPE_CHECKING:
     from .opdef import OpInfo
 
 ndarray = np.ndarray
-_asarray = np.asarray
-_new = object.__new__
+_NUMBERS = (int, float, complex, bool, np.generic)
 
-
-
-class _State(threading.local):
-    """Per-thread recording state: threads never see each other's tapes."""
-
-    def __init__(self) -> None:
-        self.grad_enabled = True
-        self.tapes: list[Any] = []
-        self.strict_depth = 0  # > 0 while a create_graph vjp runs: no silent np.asarray
-
-
-state = _State()
-
-# How many no_grad/enable_grad blocks and open Tapes exist, in all threads. While it is 0
-# every thread records with no tape open, and the op callers skip the thread-local reads.
-special_modes = [0]
-_modes_mutex = threading.Lock()
-
-
-def enter_special_mode() -> None:
-    with _modes_mutex:
-        special_modes[0] += 1
-
-
-def leave_special_mode() -> None:
-    with _modes_mutex:
-        special_modes[0] -= 1
-
-# Anomaly mode is checked on every op call, so it lives in a module-level list that the
-# callers read without touching thread-local state; detect_anomaly() maintains it.
-anomaly_flag = [0]
 
 # --------------------------------------------------------------------------- callers
 
 
+def make_caller(info: OpInfo) -> Callable[..., Any]:
+    """Build the function behind ``tg.ops.<info.name>``."""
+    forward = info.definition.forward
+    nargs = info.nargs
+    defaults = info.params
+
+    if info.variadic:
+
+        def call(xs: Any, *extra: Any, **params: Any) -> Any:
+            params = bind_params(info, extra, params) if extra or params else defaults
+            arrays, parents = unwrap(info, list(xs))
+            return run(info, forward, arrays, parents, params, variadic=True)
+
+    else:
+
+        def call(*args: Any, **params: Any) -> Any:
+            if len(args) != nargs or params:
+                args, params = bind(info, args, params)
+            else:
+                params = defaults
+            arrays, parents = unwrap(info, args)
+            return run(info, forward, arrays, parents, params)
+
+    call.__name__ = call.__qualname__ = info.name
+    call.__doc__ = f"{info.describe()}\n\n{info.doc}".rstrip()
+    call.op = info  # type: ignore[attr-defined]
+    return call
+
+
+def run(info: OpInfo, forward: Callable[..., Any], arrays: tuple, parents: tuple | None,
+        params: dict, variadic: bool = False) -> Any:
+    """Run the forward; record the call if an input is tracked."""
+    try:
+        out = forward(arrays, **params) if variadic else forward(*arrays, **params)
+    except Exception as exc:
+        raise forward_failed(info, exc, arrays, params) from exc
+    if parents is None:
+        return untracked(info, out, arrays)
+    return record(info, parents, arrays, out, params)
+
+
+def unwrap(info: OpInfo, args: Any) -> tuple[tuple, tuple | None]:
+    """The inputs' arrays, and their parent nodes (``None`` when none is tracked)."""
+    arrays = []
+    parents = []
+    tracked = False
+    nondiff = info.definition.nondiff
+    for i, x in enumerate(args):
+        if isinstance(x, Tensor):
+            arrays.append(x._data)
+            node = x._node
+            if node is not None and info.differentiable and i not in nondiff:
+                tracked = True
+                parents.append(node)
+                continue
+        else:
+            arrays.append(as_input(x, info, i))
+        parents.append(None)
+    return tuple(arrays), tuple(parents) if tracked else None
+
+
 def as_input(x: Any, info: OpInfo, pos: int) -> Any:
-    """An op input that is not a Tensor: ndarrays and scalars pass, sequences convert."""
-    if isinstance(x, (ndarray, np.generic, int, float, complex, bool)):
+    """An op input that is not a Tensor: arrays and numbers pass, sequences convert."""
+    if x is None or isinstance(x, (ndarray, *_NUMBERS)) or hasattr(x, "__array_function__"):
         return x
     if isinstance(x, (list, tuple)):
-        arr = _asarray(x)
+        arr = np.asarray(x)  # a sequence holding a tracked Tensor refuses (conversion rule)
         if arr.dtype.kind in "biufc":
             return arr
-    raise TypeError(
-        f"op {info.name!r} ({info.source}): input {pos} is a {type(x).__name__}, "
-        "expected a Tensor, an ndarray or a number"
-    )
+    raise TypeError(f"op {info.name!r} ({info.source}): input {pos} is a "
+                    f"{type(x).__name__}, expected a Tensor, an array or a number")
+
+
+def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
+    """Split a call's arguments into inputs and params (positional params allowed)."""
+    need = info.nargs - info.definition.optional
+    if len(args) < need:
+        raise TypeError(f"op {info.name!r} ({info.source}) takes {need} input(s), got "
+                        f"{len(args)}")
+    ninputs = min(len(args), info.nargs)
+    inputs = args[:ninputs] + (None,) * (info.nargs - ninputs)
+    return inputs, bind_params(info, args[ninputs:], params)
+
+
+def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
+    names = list(info.params)
+    if len(extra) > len(names):
+        raise TypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} input(s) and "
+                        f"params {names}, got {info.nargs + len(extra)} positional arguments")
+    unknown = params.keys() - info.params.keys()
+    if unknown:
+        raise TypeError(f"op {info.name!r} ({info.source}) got unexpected parameter(s) "
+                        f"{sorted(unknown)}; it takes {names or 'none'}")
+    bound = dict(zip(names, extra, strict=False))
+    dup = bound.keys() & params.keys()
+    if dup:
+        raise TypeError(f"op {info.name!r}: got multiple values for {sorted(dup)}")
+    return {**info.params, **bound, **params}
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def record(info: OpInfo, parents: tuple, arrays: tuple, out: Any, params: dict) -> Any:
+    """Append one record for a call with tracked inputs; return the output tensor(s)."""
+    if not STATE.quiet:
+        if STATE.anomaly:
+            check_finite(info, "forward", out, None)
+        if not STATE.thread.grad_enabled:
+            return untracked(info, out, arrays)
+    outs = checked_outputs(info, out, arrays)
+    if outs is None:
+        return untracked(info, out, arrays)
+    if not info.definition.complex and _complex(outs, arrays, parents):
+        raise complex_error(info)
+    saved, locks = what_to_save(info, parents, arrays)
+    multi = isinstance(out, tuple)
+    rec = Record(info, parents, saved, outs if multi else outs[0], params)
+    rec.locks = locks
+    if not STATE.quiet:
+        if STATE.anomaly:
+            rec.site = user_site()
+        for tape in STATE.thread.tapes:
+            tape.records.append(rec)
+    if not multi:
+        return _make(rec.out, rec)
+    tensors = [_make(o, Part(rec, k)) for k, o in enumerate(outs)]
+    return tuple(tensors) if type(out) is tuple else type(out)(*tensors)
+
+
+def what_to_save(info: OpInfo, parents: tuple, arrays: tuple) -> tuple[tuple | None, Any]:
+    """The inputs the vjp will get, protected from later in-place changes, and locks.
+
+    An input is private (needs no protection) when it is the output of a recorded op
+    that owns its memory: that array leaves the engine only read-only. Leaf data,
+    constants and views of anything are protected (``protect.protect``).
+    """
+    keep = info.definition.save_inputs
+    if keep is not True:
+        if keep == "shape" and None in parents:
+            return tuple(ShapeOf(a.shape, a.dtype) if n is None and hasattr(a, "shape")
+                         else None for a, n in zip(arrays, parents, strict=True)), None
+        return None, None
+    private = tuple(n is not None and type(n) is not Leaf and getattr(a, "base", 0) is None
+                    for a, n in zip(arrays, parents, strict=True))
+    if all(private):
+        return arrays, None
+    return protect(arrays, private)
+
+
+def checked_outputs(info: OpInfo, out: Any, arrays: tuple) -> tuple | None:
+    """The forward's output(s) as a tuple of arrays; ``None`` if not differentiable."""
+    outs = tuple(out) if isinstance(out, tuple) else (out,)
+    if len(outs) != info.definition.nout:
+        raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned "
+                          f"{len(outs)} output(s), declared nout={info.definition.nout}")
+    fixed = []
+    for o in outs:
+        o = _as_array(info, o)
+        if o.dtype.kind not in "fc":
+            return None  # integer or bool results carry no gradient
+        if any(o is a for a in arrays):
+            o = o.view()  # never hand out an input's own array (x.astype(x.dtype))
+        fixed.append(o)
+    return tuple(fixed)
+
+
+def untracked(info: OpInfo, out: Any, arrays: tuple) -> Any:
+    """The result of a call nothing records."""
+    if not STATE.quiet and STATE.anomaly:
+        check_finite(info, "forward", out, None)
+    if isinstance(out, tuple):
+        ts = [_make(_as_array(info, o), None) for o in out]
+        return tuple(ts) if type(out) is tuple else type(out)(*ts)
+    return _make(_as_array(info, out), None)
+
+
+def _as_array(info: OpInfo, out: Any) -> Any:
+    if type(out) is not ndarray:
+        if isinstance(out, Tensor):
+            raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned a "
+                              "Tensor; forward rules take and return plain arrays")
+        if isinstance(out, _NUMBERS) or not hasattr(out, "dtype"):
+            out = np.asarray(out)
+    if out.dtype.kind not in "biufc":
+        raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned an array of "
+                          f"dtype {out.dtype}, not numbers")
+    return out
+
+
+def _complex(outs: tuple, arrays: tuple, parents: tuple) -> bool:
+    if any(o.dtype.kind == "c" for o in outs):
+        return True
+    return any(n is not None and getattr(a, "dtype", None) is not None and a.dtype.kind == "c"
+               for a, n in zip(arrays, parents, strict=True))
+
+
+def complex_error(info: OpInfo) -> TypeError:
+    return type("OpComplexError", (TapegradError, TypeError), {})(
+        f"op {info.name!r} (from {info.source}) has no rule for complex numbers, and a "
+        "complex value needing a gradient reached it. Use real inputs, or declare the op "
+        "OpDef(complex=True) once its vjp is right for complex inputs (docs/TRANSFORMS.md)")
+
+
+# --------------------------------------------------------------------------- errors
 
 
 _op_error_classes: dict[type, type] = {}
@@ -113,367 +276,6 @@ def forward_failed(info: OpInfo, exc: Exception, inputs: tuple, params: dict) ->
 
 
 _NO = object()
-
-
-def _bind_positional(info: OpInfo, extra: tuple, params: dict) -> dict:
-    names = list(info.params)
-    if len(extra) > len(names):
-        raise TypeError(
-            f"op {info.name!r} ({info.source}) takes {info.nargs} input(s) and params "
-            f"{names}, got {info.nargs + len(extra)} positional arguments"
-        )
-    bound = dict(zip(names, extra, strict=False))
-    dup = bound.keys() & params.keys()
-    if dup:
-        raise TypeError(f"op {info.name!r}: got multiple values for {sorted(dup)}")
-    bound.update(params)
-    return bound
-
-
-def _check_params(info: OpInfo, params: dict) -> None:
-    unknown = params.keys() - info.params.keys()
-    if unknown:
-        raise TypeError(
-            f"op {info.name!r} ({info.source}) got unexpected parameter(s) "
-            f"{sorted(unknown)}; it takes {list(info.params) or 'none'}"
-        )
-
-
-def _to_array(out: Any, info: OpInfo) -> ndarray:
-    if isinstance(out, Tensor):
-        raise OpRuleError(
-            f"op {info.name!r} ({info.source}): forward returned a Tensor; forward rules "
-            "take and return plain ndarrays"
-        )
-    arr = _asarray(out)
-    if arr.dtype == object:
-        raise OpRuleError(
-            f"op {info.name!r} ({info.source}): forward returned {type(out).__name__}, "
-            "not a numeric ndarray"
-        )
-    return arr
-
-
-def record(info: OpInfo, nodes: tuple, inputs: tuple, out: ndarray, params: dict,
-           mutable: bool = True, residual: Any = None) -> Tensor:
-    """Append one entry for a call whose inputs are tracked; return the output tensor.
-
-    The general path: no_grad and open tapes, anomaly checks, locking large saved
-    arrays. (The one- and two-input callers record the common case themselves.)
-    ``mutable`` is False when the caller knows no input is a user-reachable array
-    (all are results of recorded ops, or scalars): nothing to protect then.
-    ``residual`` is what an op's ``residual_forward`` handed over for its plain vjp.
-    """
-    if special_modes[0]:
-        if anomaly_flag[0]:
-            check_finite(info, "forward", out)
-        st = state
-        if not st.grad_enabled:
-            return _make(out, None)
-        tapes = st.tapes
-    else:
-        tapes = None
-    keep = info.save_inputs
-    if keep is not True and not (keep == "shape" and _has_untracked(nodes)):
-        inputs = None  # (untracked inputs keep their arrays: no node to read shapes from)
-    locked = None
-    if mutable and inputs is not None:
-        inputs, locked = protect(nodes, inputs)
-    if locked is None:
-        e = _new(Entry)
-    else:
-        e = _new(LockingEntry)
-        e.locked = locked
-    e._data = out
-    e._node = RESULT
-    e.op = info
-    e.nodes = nodes
-    e.inputs = inputs
-    e.params = params
-    e.seq = next(_seq)
-    if info.residual:
-        e.residual = residual
-    if anomaly_flag[0]:
-        e.site = user_site()
-    if tapes:
-        for tape in tapes:
-            tape._entries.append(e)
-    return e
-
-
-def _has_untracked(nodes: tuple) -> bool:
-    for n in nodes:
-        if n is None:
-            return True
-    return False
-
-
-def _untracked(info: OpInfo, out: ndarray) -> Tensor:
-    """The result of a call nothing records (general path: anomaly mode checks it)."""
-    if anomaly_flag[0]:
-        check_finite(info, "forward", out)
-    return _make(out, None)
-
-
-def make_caller(info: OpInfo) -> Callable[..., Tensor]:
-    """Build the function behind ``tg.ops.<info.name>``.
-
-    Differentiable ops of one and two inputs (nearly all calls) get callers that record
-    the common case inline: no mode active (no_grad, tape, anomaly), nothing to lock;
-    they take no ``*args``/``**kwargs`` (ops with params get a wrapper resolving them).
-    Everything else goes through :func:`record`. Variadic ops, ops with ``nondiff``
-    inputs or a ``residual_forward``, and ops without a vjp use the general callers.
-    """
-    d = info.definition
-    forward = d.forward
-    residual_forward = d.residual_forward
-    differentiable = d.vjp is not None
-    nondiff = frozenset(d.nondiff)
-    defaults = info.params
-    nparams = len(defaults)
-    save_inputs = info.save_inputs
-    T = Tensor
-    make = _make
-    new = _new
-    next_seq = _seq.__next__
-
-    def resolve(extra, params):
-        if extra:
-            params = _bind_positional(info, extra, params)
-        merged = {**defaults, **params}
-        if len(merged) != nparams:
-            _check_params(info, params)
-        return merged
-
-    def finish(out, nodes, inputs, params):
-        if type(out) is not ndarray:
-            out = _to_array(out, info)
-        if nodes is None:
-            return _untracked(info, out) if special_modes[0] else make(out, None)
-        return record(info, nodes, inputs, out, params)
-
-    if info.variadic:
-
-        def call(xs, *extra, **params):
-            params = resolve(extra, params) if extra or params else defaults
-            arrays = []
-            nodes = []
-            tracked = False
-            for i, x in enumerate(xs):
-                if isinstance(x, T):
-                    arrays.append(x._data)
-                    n = x._node
-                    if n is not None and differentiable:
-                        tracked = True
-                        if type(n) is _LeafMark:
-                            n = x
-                    nodes.append(n)
-                else:
-                    arrays.append(x if type(x) is ndarray else as_input(x, info, i))
-                    nodes.append(None)
-            inputs = tuple(arrays)
-            try:
-                out = forward(inputs, **params)
-            except Exception as exc:
-                raise forward_failed(info, exc, inputs, params) from exc
-            return finish(out, tuple(nodes) if tracked else None, inputs, params)
-
-    elif info.nargs == 1 and differentiable and not nondiff and residual_forward is None:
-        keep_x = save_inputs is True
-
-        def call(x, *, _params=defaults):
-            params = _params
-            if isinstance(x, T):
-                xd = x._data
-                n = x._node
-            elif type(x) is ndarray:
-                xd = x
-                n = None
-            else:
-                xd = as_input(x, info, 0)
-                n = None
-            try:
-                out = forward(xd, **params) if params else forward(xd)
-            except Exception as exc:
-                raise forward_failed(info, exc, (xd,), params) from exc
-            if type(out) is not ndarray:
-                out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            if n is RESULT and not special_modes[0]:
-                # The common case, x a recorded result: the result is the new entry (see
-                # record()), written out in both the one- and two-input callers because
-                # a helper call costs 0.1 us.
-                e = new(Entry)
-                e._data = out
-                e._node = RESULT
-                e.op = info
-                e.nodes = (x,)
-                e.inputs = (xd,) if keep_x else None
-                e.params = params
-                e.seq = next_seq()
-                return e
-            if n is None:
-                return _untracked(info, out) if special_modes[0] else make(out, None)
-            if n is RESULT:
-                return record(info, (x,), (xd,), out, params, False)
-            # A leaf (or an internal alias of one): its data is the user's to protect.
-            return record(info, (x if type(n) is _LeafMark else n,), (xd,), out, params)
-
-    elif info.nargs == 2 and differentiable and not nondiff and residual_forward is None:
-        keep_ab = save_inputs is True
-        shapes_only = save_inputs == "shape"
-
-        def call(a, b, *, _params=defaults):
-            params = _params
-            if isinstance(a, T):
-                ad = a._data
-                an = a._node
-                if type(an) is _LeafMark:
-                    an = a
-            else:
-                ta = type(a)
-                ad = a if ta is float or ta is int or ta is ndarray else as_input(a, info, 0)
-                an = None
-            if isinstance(b, T):
-                bd = b._data
-                bn = b._node
-                if type(bn) is _LeafMark:
-                    bn = b
-            else:
-                tb = type(b)
-                bd = b if tb is float or tb is int or tb is ndarray else as_input(b, info, 1)
-                bn = None
-            try:
-                out = forward(ad, bd, **params) if params else forward(ad, bd)
-            except Exception as exc:
-                raise forward_failed(info, exc, (ad, bd), params) from exc
-            if type(out) is not ndarray:
-                out = _asarray(out) if isinstance(out, np.generic) else _to_array(out, info)
-            if an is None and bn is None:
-                return _untracked(info, out) if special_modes[0] else make(out, None)
-            if keep_ab:
-                # Saved arrays the user can reach (not results of recorded ops) get a
-                # private copy; large ones are locked instead, on the general path.
-                ua = type(ad) is ndarray and (an is None or an._node is not RESULT)
-                ub = type(bd) is ndarray and (bn is None or bn._node is not RESULT)
-                if ua or ub:
-                    if (special_modes[0] or (ua and ad.size > COPY_LIMIT)
-                            or (ub and bd.size > COPY_LIMIT)):
-                        return record(info, (an, bn), (ad, bd), out, params)
-                    if ua:
-                        ad = ad.copy()
-                    if ub:
-                        bd = bd.copy()
-                inputs = (ad, bd)
-            elif shapes_only and (an is None or bn is None):
-                return record(info, (an, bn), (ad, bd), out, params)
-            else:
-                inputs = None
-            if special_modes[0]:
-                return record(info, (an, bn), inputs or (ad, bd), out, params, False)
-            # The common case: the result is the new entry, as in the one-input caller.
-            e = new(Entry)
-            e._data = out
-            e._node = RESULT
-            e.op = info
-            e.nodes = (an, bn)
-            e.inputs = inputs
-            e.params = params
-            e.seq = next_seq()
-            return e
-
-    else:
-        nargs = info.nargs
-
-        def call(*args, **params):
-            if len(args) < nargs:
-                raise TypeError(
-                    f"op {info.name!r} ({info.source}) takes {nargs} inputs, got {len(args)}"
-                )
-            if len(args) > nargs or params:
-                params = resolve(args[nargs:], params)
-                args = args[:nargs]
-            else:
-                params = defaults
-            arrays = []
-            nodes = []
-            tracked = False
-            for i, x in enumerate(args):
-                if isinstance(x, T):
-                    arrays.append(x._data)
-                    n = x._node
-                    if n is not None and differentiable and i not in nondiff:
-                        tracked = True
-                        if type(n) is _LeafMark:
-                            n = x
-                    else:
-                        n = None
-                    nodes.append(n)
-                else:
-                    arrays.append(x if type(x) is ndarray else as_input(x, info, i))
-                    nodes.append(None)
-            inputs = tuple(arrays)
-            res = None
-            try:
-                if tracked and residual_forward is not None:
-                    out = residual_forward(*inputs, **params)
-                    if type(out) is not tuple or len(out) != 2:
-                        raise OpRuleError(
-                            f"op {info.name!r} ({info.source}): residual_forward returned "
-                            f"{type(out).__name__}; it must return (out, residual)")
-                    out, res = out
-                else:
-                    out = forward(*inputs, **params)
-            except Exception as exc:
-                raise forward_failed(info, exc, inputs, params) from exc
-            if type(out) is not ndarray:
-                out = _to_array(out, info)
-            if not tracked:
-                return _untracked(info, out) if special_modes[0] else make(out, None)
-            return record(info, tuple(nodes), inputs, out, params, residual=res)
-
-    if (info.nargs in (1, 2) and not info.variadic and differentiable and not nondiff
-            and residual_forward is None and nparams):
-        # The one- and two-input callers take their params resolved, as a keyword: a
-        # signature with *args and **kwargs costs 0.05 us a call, which ops without
-        # params (nearly every call: operators and elementwise functions) do not pay.
-        core = call
-
-        def call(*args, **params):
-            if len(args) != info.nargs:
-                extra = args[info.nargs:]
-                if len(args) < info.nargs:
-                    raise TypeError(f"op {info.name!r} ({info.source}) takes "
-                                    f"{info.nargs} input(s), got {len(args)}")
-                args = args[:info.nargs]
-            else:
-                extra = ()
-            return core(*args, _params=resolve(extra, params) if extra or params
-                        else defaults)
-
-    call.__name__ = call.__qualname__ = info.name
-    call.__doc__ = f"{info.describe()}\n\n{info.doc}".rstrip()
-    call.op = info  # type: ignore[attr-defined]
-    return call
-
-
-# --------------------------------------------------------------------------- anomaly
-
-
-def check_finite(info: OpInfo, stage: str, value: Any, site: str | None = None) -> None:
-    """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only)."""
-    arr = value._data if isinstance(value, Tensor) else value
-    if arr is None:
-        return
-    arr = _asarray(arr)
-    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-        bad = "NaN" if np.isnan(arr).any() else "inf"
-        where = site or user_site()
-        raise FloatingPointError(
-            f"detect_anomaly: the {stage} of op {info.name!r} (from {info.source}) "
-            f"produced {bad}; the op was called at {where}"
-        )
-
-
 _PKG_DIR = __file__.rsplit("/", 1)[0]
 
 

@@ -20,36 +20,33 @@ Sample = tuple[tuple[Any, ...], dict[str, Any]]
 class OpDef:
     """The definition of one differentiable op.
 
-    ``forward(*inputs, **params)`` takes ndarrays (or Python scalars) and returns an
-    ndarray. ``vjp(g, out, *inputs, **params)`` takes the upstream gradient ``g`` (shape
-    of ``out``) and returns one gradient per input, ``None`` for an input that gets none;
-    a gradient may have the broadcast shape, the engine sums it back to its input's
-    shape. For a one-input op the vjp may return the gradient itself instead of a
-    1-tuple. Write vjps with operators, NumPy functions and array methods: on ndarrays
-    they run as plain NumPy; under ``create_graph=True`` they receive Tensors and are
-    recorded, so they can be differentiated again.
+    ``forward(*inputs, **params)`` takes arrays (or Python scalars) and returns an
+    array, or a tuple of ``nout`` arrays. ``vjp(g, out, *inputs, **params)`` takes the
+    upstream gradient ``g`` (shape of ``out``) and returns one gradient per input,
+    ``None`` for an input that gets none; a gradient may have the shape its input was
+    broadcast to in the call, the engine sums it back. For a one-input op the vjp may
+    return the gradient itself instead of a 1-tuple. Write vjps with operators, NumPy
+    functions and array methods: on arrays they run as plain NumPy; under
+    ``create_graph=True`` they receive Tensors and are recorded, so they can be
+    differentiated again.
 
     Fields:
         name: the op's name, unique across plugins; ``tg.ops.<name>``.
-        forward: ndarrays in, ndarray out.
-        vjp: reverse-mode rule, or ``None`` for an op that is not differentiable
-            (its outputs are never recorded).
-        plain_vjp: optional faster form of ``vjp`` for plain ndarrays, in the same
-            shape (one function, or one per input with ``None`` in the same places).
-            The backward pass uses it when nothing is recorded; ``vjp`` still runs
-            under ``create_graph=True``. Both must compute the same gradients (the
-            checks run both). YAML ops get one compiled from their formulas.
-        residual_forward: optional form of ``forward`` for recorded calls, returning
-            ``(out, residual)``: values the forward computes anyway that the backward
-            would otherwise compute again (a softmax, a factorization). ``residual``
-            reaches ``plain_vjp`` (required, one function) as the keyword argument
-            ``residual``. ``vjp`` never gets it: under ``create_graph=True`` a saved
-            value would be a constant, so it recomputes what it needs from the inputs.
-        jvp: optional forward-mode rule ``jvp(tangents, out, *inputs, **params)`` where
-            ``tangents`` holds one tangent per input (``None`` for a zero tangent);
-            returns the tangent of ``out``. Ops without one get forward mode from their
-            vjp.
+        forward: arrays in, array (or tuple of ``nout`` arrays) out.
+        vjp: reverse-mode rule (or a tuple of one rule per input, ``None`` where an
+            input gets no gradient), or ``None`` for an op that is not differentiable:
+            its outputs are never recorded.
+        jvp: optional forward-mode rule ``jvp(tangents, out, *inputs, **params)``:
+            ``tangents`` holds one tangent per input (``None`` for zero); returns the
+            tangent of ``out`` (a tuple for several outputs). Ops without one get
+            forward mode from their vjp.
         nargs: number of array inputs; inferred from ``forward`` when left out.
+        optional: how many trailing inputs may be left out (``conv2d(x, w)`` without
+            its bias); the forward and the vjp get ``None`` for them.
+        nout: number of outputs. With ``nout > 1`` the forward returns a tuple (a
+            named tuple is kept: ``np.linalg.eigh`` returns ``EighResult``), calling
+            the op returns one Tensor per output, and ``g`` and ``out`` in the vjp
+            are tuples (zeros for an output nothing used).
         variadic: the op takes a single sequence of inputs (``concatenate([a, b])``).
         params: keyword parameters and their defaults (``{"axis": None}``); inferred
             from a Python ``forward``'s keyword arguments with defaults when left out.
@@ -62,29 +59,28 @@ class OpDef:
         properties: names bound as read-only properties on ``Tensor`` (``"T"``).
         implements: NumPy functions this op stands in for when called on Tensors
             (``np.sum(t)``); a ufunc ``forward`` is implied.
-        save_inputs / save_out: whether the vjp (and jvp) needs the inputs / the
-            output. Inputs that are not needed are not kept alive by the tape. The
-            output always reaches the vjp: the result tensor is itself the tape
-            entry, so ``save_out`` only documents the rule.
+        complex: the rules are right for complex inputs too. Rules follow HIPS
+            autograd's convention (the vjp of a holomorphic ``f`` is ``g * f'(z)``, no
+            conjugate); the engine conjugates at the boundary, so users see PyTorch's
+            (``z.grad = dL/dRe(z) + 1j * dL/dIm(z)``). An op left at ``False`` refuses
+            complex values that need a gradient.
         domain: interval from which automatic checks draw inputs.
         samples: ``samples(rng) -> iterable of (inputs, params)`` for automatic checks
             of ops whose inputs need structure (shapes, indices); elementwise ops can
             rely on ``domain`` alone.
-        complex: the rules are right for complex inputs too. tapegrad's rules follow
-            HIPS autograd's convention internally (the vjp of a holomorphic ``f`` is
-            ``g * f'(z)``, no conjugate); the engine conjugates at the boundary, so users
-            see PyTorch's convention (``z.grad = dL/dRe(z) + 1j * dL/dIm(z)``). An op
-            left at ``False`` refuses complex inputs that need a gradient.
         doc: one line saying what the op computes.
+        save_inputs: the one memory hint: ``False`` when the vjp reads no input,
+            ``"shape"`` when it reads only their shapes and dtypes. Inputs not needed are
+            neither kept alive nor protected.
     """
 
     name: str
     forward: Callable[..., Any]
-    vjp: Callable[..., Any] | None = None
-    plain_vjp: Callable[..., Any] | None = None
-    residual_forward: Callable[..., Any] | None = None
+    vjp: Callable[..., Any] | tuple | None = None
     jvp: Callable[..., Any] | None = None
     nargs: int | None = None
+    optional: int = 0
+    nout: int = 1
     variadic: bool = False
     params: Mapping[str, Any] | None = None
     nondiff: tuple[int, ...] = ()
@@ -92,12 +88,11 @@ class OpDef:
     operators: tuple[str, ...] = ()
     properties: tuple[str, ...] = ()
     implements: tuple[Callable[..., Any], ...] = ()
-    save_inputs: bool = True
-    save_out: bool = True
+    complex: bool = False
     domain: tuple[float, float] = (-2.0, 2.0)
     samples: Callable[[np.random.Generator], Iterable[Sample]] | None = None
     doc: str = ""
-    complex: bool = False
+    save_inputs: bool | str = True
 
 
 @dataclass(eq=False)
@@ -116,25 +111,12 @@ class OpInfo:
     call: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     plugin: str = ""
 
-    def __post_init__(self) -> None:
-        # Read on every replayed entry: plain attributes, not properties.
-        d = self.definition
-        self.vjp_rule = d.vjp if d.plain_vjp is None else d.plain_vjp
-        self.per_input = type(self.vjp_rule) is tuple
-        self.residual = d.residual_forward is not None
-        self.save_inputs = d.save_inputs
-        self.save_out = d.save_out
-        # What a vjp that saved no inputs receives in their place.
-        self.blank_inputs = (None,) * self.nargs if d.save_inputs is False and not d.variadic \
-            else None
-
-    # Shortcuts to the definition, read by the engine on every recorded op.
     @property
     def forward(self) -> Callable[..., Any]:
         return self.definition.forward
 
     @property
-    def vjp(self) -> Callable[..., Any] | None:
+    def vjp(self) -> Any:
         return self.definition.vjp
 
     @property
@@ -158,14 +140,30 @@ class OpInfo:
         return self.definition.doc
 
     def describe(self) -> str:
-        """``name(a, b, *, axis=None)  [source]``: a one-line signature."""
-        args = "inputs" if self.variadic else ", ".join(f"x{i}" for i in range(self.nargs))
+        """``name(x, *, eps=0.001)  [source]``: a one-line signature."""
+        names = input_names(self.definition.forward, self.nargs, self.params)
+        if self.variadic:
+            names = ["inputs"]
+        k = self.definition.optional
+        if k:
+            names = names[:-k] + [f"{n}=None" for n in names[-k:]]
         kw = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        sig = args + (", *, " + kw if kw else "")
+        sig = ", ".join(names) + (", *, " + kw if kw else "")
         return f"{self.name}({sig})  [{self.source}]"
 
     def __repr__(self) -> str:
         return f"<OpInfo {self.describe()}>"
+
+
+def input_names(forward: Callable[..., Any], nargs: int, params: Mapping[str, Any]) -> list:
+    """The forward's own names for its array inputs (``x0, x1`` when it has none)."""
+    try:
+        names = [p.name for p in inspect.signature(forward).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                 and p.name not in params]
+    except (TypeError, ValueError):
+        names = []
+    return names[:nargs] if len(names) >= nargs else [f"x{i}" for i in range(nargs)]
 
 
 def resolve_arity(op: OpDef, source: str) -> tuple[int, dict[str, Any]]:
@@ -177,36 +175,16 @@ def resolve_arity(op: OpDef, source: str) -> tuple[int, dict[str, Any]]:
     if nargs is None or params is None:
         inferred_n, inferred_p = _infer_signature(op.forward, params or {})
         if nargs is None:
-            nargs = inferred_n
+            # optional inputs are the first keyword arguments, defaulting to None
+            nargs = inferred_n + op.optional
         if params is None:
-            params = inferred_p
+            params = dict(list(inferred_p.items())[op.optional:])
     if nargs is None or nargs < 0:
         raise PluginError(
             f"op {op.name!r} from {source}: cannot tell how many inputs its forward "
             "takes; pass nargs= to OpDef"
         )
     return nargs, params or {}
-
-
-def check_plain_vjp(op: OpDef, source: str) -> None:
-    """``plain_vjp`` must have the shape of ``vjp``: a function, or one per input."""
-    plain, vjp = op.plain_vjp, op.vjp
-    if op.residual_forward is not None and (plain is None or type(plain) is tuple
-                                            or op.variadic):
-        raise PluginError(f"op {op.name!r} from {source}: a residual_forward needs a "
-                          "plain_vjp that is one function (it receives residual=...), and "
-                          "an op with a fixed number of inputs")
-    if plain is None:
-        return
-    if vjp is None:
-        problem = "a plain_vjp needs a vjp (used under create_graph)"
-    elif (type(plain) is tuple) != (type(vjp) is tuple):
-        problem = "plain_vjp and vjp must both be one function or both one per input"
-    elif type(plain) is tuple and [f is None for f in plain] != [f is None for f in vjp]:
-        problem = "plain_vjp must have a rule for exactly the inputs vjp has one for"
-    else:
-        return
-    raise PluginError(f"op {op.name!r} from {source}: {problem}")
 
 
 def _infer_signature(fn: Callable[..., Any],

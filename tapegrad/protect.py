@@ -1,13 +1,12 @@
 """Protection of saved arrays: nothing the user can still change may corrupt a gradient.
 
-When an op saves, for its backward, an array the user can reach (a leaf's data, a
-constant, a plain ndarray), a small one is copied and a large one is made read-only
-until every entry that saved it is released (by a backward) or dropped. Locks are
-counted per array, and views are unlocked after their bases.
-
-The locks an entry holds live in a :class:`Locks` object of its own, which undoes them
-when it goes: when the entry is released (it drops the object) or freed with its
-graph. The entry itself needs no finalizer, and releasing it is one store.
+An array a record saves for its backward is either private to the graph (the output of
+a recorded op that owns its memory: it leaves the engine only read-only) or it is
+protected here: copied when small, and, when large, made read-only together with the
+array that owns its memory until every record that saved it is released or dropped.
+In-place writes through the array or its owner then raise NumPy's ``ValueError``. Views
+the user made *before* the lock (``v = big[:10]``) keep their own write flag: NumPy
+cannot take it back, so writes through them are not caught (documented in the README).
 """
 
 from __future__ import annotations
@@ -16,100 +15,79 @@ import threading
 
 import numpy as np
 
-from .entry import RESULT, Entry
-
 ndarray = np.ndarray
 
+#: Saved user arrays up to this many elements are copied rather than locked.
+COPY_LIMIT = 1024
 
-class LockingEntry(Entry):
-    """An entry that saved large arrays the user can reach (leaf data, plain ndarrays).
-
-    Those arrays are read-only while the entry may still need them, so an in-place
-    change between forward and backward fails loudly instead of silently corrupting the
-    gradient. ``locked`` holds their :class:`Locks`; they become writable again when
-    the entry is released by a backward, or when the graph is dropped. (Small arrays
-    are copied instead: see :func:`protect`.)
-    """
-
-    __slots__ = ("locked",)
-
-    def release(self) -> None:
-        Entry.release(self)
-        self.locked = None  # the Locks object goes, and unlocks
+_counts: dict[int, list] = {}  # id(array) -> [array, number of live records locking it]
+_mutex = threading.Lock()
 
 
 class Locks(list):
-    """The arrays one entry made (or kept) read-only; dropping this unlocks them."""
+    """The arrays one record made read-only; dropping this object unlocks them."""
 
     __slots__ = ()
 
     def __del__(self) -> None:
-        with _locks_mutex:
-            for a in self:
-                rec = _locks.get(id(a))
+        with _mutex:
+            for a in self:  # owners first, then their views (a view of a locked owner stays read-only)
+                rec = _counts.get(id(a))
                 if rec is None or rec[0] is not a:
                     continue
                 rec[1] -= 1
                 if rec[1] == 0:
-                    del _locks[id(a)]
-                    if a.base is None:  # owns its memory: no locked base above it
-                        a.setflags(write=True)
-                    else:
-                        _pending.append(a)
-            while _pending:  # views after their bases: repeat while something unlocks
-                left = [a for a in _pending if not _make_writeable(a)]
-                if len(left) == len(_pending):
-                    break
-                _pending[:] = left
+                    del _counts[id(a)]
+                    _unlock(a)
 
 
-_locks: dict[int, list] = {}  # id(array) -> [array, number of live entries saving it]
-_locks_mutex = threading.Lock()
-_pending: list[ndarray] = []  # unlocked views whose base was still read-only
-
-
-def _make_writeable(a: ndarray) -> bool:
+def _unlock(a: ndarray) -> None:
     try:
         a.setflags(write=True)
-    except ValueError:  # a view of an array that is itself still locked: retry later
-        return False
-    return True
+    except ValueError:  # its owner is still locked by another record: it stays read-only
+        pass
 
 
-#: Saved user-reachable arrays up to this many elements are copied rather than locked:
-#: for small arrays a copy costs less than the lock bookkeeping and needs none.
-COPY_LIMIT = 1024
+def _owner(a: ndarray) -> ndarray:
+    while isinstance(a.base, ndarray):
+        a = a.base
+    return a
 
 
-def protect(nodes: tuple, inputs: tuple) -> tuple[tuple, Locks | None]:
-    """Make the saved inputs the user can reach safe from later in-place changes.
+def _lock(a: ndarray, locks: Locks) -> None:
+    rec = _counts.get(id(a))
+    if rec is not None and rec[0] is a:
+        rec[1] += 1
+    elif a.flags.writeable:
+        a.setflags(write=False)
+        _counts[id(a)] = [a, 1]
+    else:
+        return  # read-only already, by someone else: nothing to undo later
+    locks.append(a)
 
-    Arrays that are not results of recorded ops (leaf data, constants, plain ndarrays)
-    are copied when small and made read-only otherwise (counting: an array saved by
-    two live entries stays locked until both are done). Returns the inputs to save and
-    the :class:`Locks` taken (``None`` if none).
+
+def protect(arrays: tuple, private: tuple) -> tuple[tuple, Locks | None]:
+    """The saved arrays made safe from later in-place changes, and the locks taken.
+
+    ``private[i]`` is true when ``arrays[i]`` needs no protection (a recorded op's own
+    output). Arrays that are not ndarrays (numbers, other libraries' arrays) are saved
+    as they are.
     """
-    saved = None
-    taken = None
-    for i, x in enumerate(inputs):
-        n = nodes[i]
-        if type(x) is not ndarray or (n is not None and n._node is RESULT):
+    saved = list(arrays)
+    locks = None
+    for i, a in enumerate(arrays):
+        if private[i] or type(a) is not ndarray:
             continue
-        if x.size <= COPY_LIMIT:
-            if saved is None:
-                saved = list(inputs)
-            saved[i] = x.copy()
+        owner = _owner(a)
+        if not owner.flags.writeable and not a.flags.writeable and id(owner) not in _counts:
+            continue  # read-only for good (a constant, a view of one)
+        if a.size <= COPY_LIMIT:
+            saved[i] = a.copy()
             continue
-        with _locks_mutex:
-            rec = _locks.get(id(x))
-            if rec is not None and rec[0] is x:
-                rec[1] += 1
-            elif x.flags.writeable:
-                x.setflags(write=False)  # (cheaper than assigning flags.writeable)
-                _locks[id(x)] = [x, 1]
-            else:
-                continue  # read-only already, by someone else: nothing to undo later
-        if taken is None:
-            taken = Locks()
-        taken.append(x)
-    return (inputs if saved is None else tuple(saved)), taken
+        if locks is None:
+            locks = Locks()
+        with _mutex:
+            _lock(owner, locks)
+            if a is not owner:
+                _lock(a, locks)
+    return tuple(saved), locks

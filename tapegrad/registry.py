@@ -26,7 +26,7 @@ import pluggy
 from . import dispatch, entrypoints, hookspecs
 from .errors import PluginError, UnknownOpError
 from .graph import make_caller
-from .opdef import OpDef, OpInfo, check_plain_vjp, resolve_arity
+from .opdef import OpDef, OpInfo, resolve_arity
 from .tensor import CORE_ATTRIBUTES, Tensor
 
 ENTRY_POINT_GROUP = "tapegrad"
@@ -222,7 +222,6 @@ class Registry:
         if not op.name.isidentifier():
             raise PluginError(f"plugin {plugin!r}: op name {op.name!r} is not an identifier")
         nargs, params = resolve_arity(op, source)
-        check_plain_vjp(op, source)
         info = OpInfo(name=op.name, source=source, nargs=nargs, params=params,
                       definition=op, plugin=plugin)
         info.call = make_caller(info)
@@ -274,16 +273,16 @@ class Registry:
         ns = self.namespace.__dict__
         ns.clear()
         ns.update({name: info.call for name, info in table.items()})
-        dispatch.UFUNC_OPS.clear()
-        dispatch.FUNCTION_OPS.clear()
+        ufuncs: dict = {}
+        functions: dict = {}
         for info in table.values():
             d = info.definition
             targets = list(d.implements)
             if isinstance(d.forward, np.ufunc) and d.forward.nin == info.nargs:
                 targets.append(d.forward)
             for fn in targets:
-                tbl = dispatch.UFUNC_OPS if isinstance(fn, np.ufunc) else dispatch.FUNCTION_OPS
-                tbl.setdefault(fn, info.call)
+                (ufuncs if isinstance(fn, np.ufunc) else functions).setdefault(fn, info.call)
+        dispatch.TABLES = (ufuncs, functions)  # one store: readers see old or new, whole
 
 
 def _call_hook(impl: Any, plugin: str) -> Iterable[Any]:

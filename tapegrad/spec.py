@@ -332,21 +332,21 @@ class _Spec:
     def build(self, callees: Mapping[str, Callee]) -> OpDef:
         base = {a: "arg" for a in self.args} | {p: "param" for p in self.params}
         used: set[str] = set()
-        vjp, plain_vjp = self._vjp(base, callees, used)
+        vjp = self._vjp(base, callees, used)
         jvp = self._jvp(base, callees, used)
         domain, samples = self._checks()
         return OpDef(
-            name=self.name, forward=self.forward, vjp=vjp, plain_vjp=plain_vjp,
+            name=self.name, forward=self.forward, vjp=vjp,
             jvp=jvp, nargs=len(self.args),
             params=dict(self.params),
             nondiff=tuple(self.args.index(a) for a in self.nondiff), method=self.method,
             implements=(self.ufunc,) if self.ufunc is not None else (),
-            save_inputs=any(a in used for a in self.args), save_out="out" in used,
+            save_inputs=any(a in used for a in self.args),
             domain=domain, samples=samples, doc=self.doc, complex=self._complex(),
         )
 
     def _vjp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> tuple:
-        """The vjp rules, one per arg, and their plain-NumPy versions (see OpDef)."""
+        """The vjp rules, one per arg: one form, for arrays and Tensors alike."""
         raw = self.raw.get("vjp")
         w = self.where.at("vjp")
         if raw is None:
@@ -354,7 +354,7 @@ class _Spec:
                 raise fail(w, "missing field", "vjp", f"give one formula per "
                             f"differentiable arg ({', '.join(self.diff)}), or list args "
                             "that get no gradient under nondiff")
-            return None, None
+            return None
         if not isinstance(raw, dict):
             raise fail(w, "expected a mapping arg -> formula", raw,
                         f"e.g. vjp: {{{self.args[0]}: \"g * ...\"}}")
@@ -366,15 +366,12 @@ class _Spec:
                 raise fail(w.at(f"vjp.{key}"), "arg is listed under nondiff but has a "
                             "vjp", key, "drop one of the two")
         if not self.diff:
-            return None, None
+            return None
         names = base | {"g": "grad", "out": "out"}
-        slots = {n: i for i, n in enumerate(["g", "out", *self.args, *self.params])}
         rules: list[Callable[..., Any] | None] = []
-        plain: list[Callable[..., Any] | None] = []
         for a in self.args:
             if a in self.nondiff:
                 rules.append(None)
-                plain.append(None)
                 continue
             if a not in raw:
                 raise fail(w, "missing vjp for a differentiable arg", a,
@@ -388,10 +385,7 @@ class _Spec:
                             "an arg that gets no gradient goes under nondiff")
             used |= f.names
             rules.append(_rule(f.fn, self.args, self.params))
-            fast = Compiler(w.at(field, text), names, callees, slots=slots,
-                            float_literals=True).build()
-            plain.append(_plain_function(fast.fn, self.params))
-        return tuple(rules), tuple(plain)
+        return tuple(rules)
 
     def _jvp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> Any:
         if "jvp" not in self.raw:

@@ -1,65 +1,45 @@
-"""The Tensor: an ndarray plus what the tape needs to route gradients to it.
+"""The Tensor: an array plus the graph node gradients reach it through.
 
 This module knows no op by name. Arithmetic operators, ``.sum()``, ``.T`` and the other
 methods are bound onto :class:`Tensor` by the registry, from the ops that plugins
 declare (``OpDef(method=..., operators=..., properties=...)``).
+
+``Tensor._node`` is ``None`` for a tensor nothing tracks, else its node
+(:mod:`tapegrad.entry`): a :class:`Leaf` for a user's tensor with
+``requires_grad=True``, a :class:`Record` (or :class:`Part`) for the result of a
+recorded op. The data of a recorded result leaves the tensor read-only (``.data``,
+``.numpy()``, ``.detach()``): the graph may have saved it for backward.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from . import backward as _backward
+from .dispatch import NumpyProtocol
+from .entry import Leaf, Node, Watched
+from .errors import GraphError
+
 _new = object.__new__
+ndarray = np.ndarray
 
 
-class _LeafMark:
-    """What ``Tensor._node`` holds for a tensor that is its own graph node."""
-
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def __repr__(self) -> str:
-        return f"<{self.kind}>"
-
-
-#: ``Tensor._node`` of a leaf with ``requires_grad=True``.
-LEAF = _LeafMark("leaf")
-#: ``Tensor._node`` of a leaf watched by an active ``tg.Tape`` only.
-WATCHED = _LeafMark("watched")
-#: Set once any recorded result has a hook: until then the replay does not look for
-#: hooks on every entry (a class-attribute read is slow on Python 3.11).
-ENTRY_HOOKS = [False]
-
-#: ``Tensor._node`` of the result of a recorded op: the tensor is a tape entry
-#: (:class:`tapegrad.entry.Entry`).
-RESULT = _LeafMark("result")
-
-
-class Tensor:
+class Tensor(NumpyProtocol):
     """An n-dimensional array that can record the ops applied to it.
 
-    Build one with :func:`tensor`. ``data`` is the ndarray (returned as is, never
+    Build one with :func:`tensor`. ``data`` is the array (returned as is, never
     copied on read); ``grad`` is ``None`` until a backward pass reaches the tensor, then
-    an ndarray of the same shape and dtype that later passes add to.
+    an array of the same shape and dtype that later passes add to.
     """
 
     __slots__ = ("_data", "_node", "__dict__", "__weakref__")
 
     # Defaults kept on the class so that creating a tensor sets two slots only.
-    grad: np.ndarray | Any | None = None
+    grad: Any = None
     name: str | None = None
-    _hooks: list[Callable[[Any], Any]] | None = None
-
-    # ``_node`` says how gradients reach this tensor: ``None`` (they do not), LEAF or
-    # WATCHED (a leaf: they are summed on the tensor itself), RESULT (the tensor is the
-    # tape entry of the op that made it), or another tensor (an internal alias of that
-    # leaf, made by the replay for create_graph).
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
                  name: str | None = None) -> None:
@@ -70,54 +50,67 @@ class Tensor:
         if name is not None:
             self.name = name
 
-    def _set_data(self, value: Any) -> None:
+    # ------------------------------------------------------------ data
+    @property
+    def data(self) -> Any:
+        """The array (never a copy); read-only for the result of a recorded op."""
+        return _exit(self)
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if not self.is_leaf:
+            raise GraphError("cannot replace .data of a tensor produced by a recorded op; "
+                             "detach() it or build a new tensor")
         if value is self._data:
             return  # an in-place update (x.data -= ...) that NumPy already allowed
-        arr = np.asarray(value)
+        arr = value if isinstance(value, ndarray) else np.asarray(value)
         if arr.dtype.kind not in "biufc":
-            raise TypeError(f"Tensor.data must be a numeric ndarray, got dtype {arr.dtype}")
+            raise TypeError(f"Tensor.data must be numeric, got dtype {arr.dtype}")
         if self.requires_grad and arr.dtype.kind not in "fc":
             raise TypeError(f"Tensor.data of a tensor that requires grad must be floating, "
                             f"got dtype {arr.dtype}")
         self._data = arr
 
-    # The getter is a C call (training loops read it on every step); results of recorded
-    # ops override it (entry.Entry.data) to hand their data out read-only.
-    data = property(operator.attrgetter("_data"), _set_data,
-                    doc="The ndarray (never a copy). Results of recorded ops are "
-                        "read-only: the graph may have saved them for backward.")
+    def numpy(self) -> Any:
+        """The underlying array (not a copy; read-only for a recorded result)."""
+        return _exit(self)
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph."""
+        return _make(_exit(self), None)
+
+    def item(self) -> Any:
+        """The single element as a Python number."""
+        return self._data.item()
+
+    def tolist(self) -> Any:
+        return self._data.tolist()
 
     # ------------------------------------------------------------ gradient tracking
     @property
     def requires_grad(self) -> bool:
         """Whether ops on this tensor are recorded so gradients can flow back to it."""
         node = self._node
-        return node is not None and node is not WATCHED
+        return node is not None and type(node) is not Watched
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
-        if self._node is RESULT:
+        if not self.is_leaf:
             if not flag:
-                raise RuntimeError(
-                    "requires_grad can only be turned off on a leaf tensor; use .detach() "
-                    "to get a tensor cut from the graph"
-                )
+                raise GraphError("requires_grad can only be turned off on a leaf tensor; "
+                                 "use .detach() to get a tensor cut from the graph")
             return
-        if flag:
-            kind = self._data.dtype.kind
-            if kind not in "fc":
-                raise TypeError(
-                    f"requires_grad=True needs a floating-point tensor, got dtype "
-                    f"{self._data.dtype}; convert first, e.g. tg.tensor(x, dtype=float)"
-                )
-            self._node = LEAF
-        else:
-            self._node = None
+        if flag and self._data.dtype.kind not in "fc":
+            raise TypeError(
+                f"requires_grad=True needs a floating-point tensor, got dtype "
+                f"{self._data.dtype}; convert first, e.g. tg.tensor(x, dtype=float)")
+        if flag != self.requires_grad:
+            self._node = Leaf(self) if flag else None
 
     @property
     def is_leaf(self) -> bool:
         """True for tensors not produced by a recorded op."""
-        return self._node is not RESULT
+        return self._node is None or isinstance(self._node, Leaf)
 
     def backward(self, grad: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -129,7 +122,14 @@ class Tensor:
         ``create_graph``, which records the backward pass itself so that the
         resulting ``.grad`` can be differentiated again).
         """
-        _engine["backward"](self, grad, retain_graph=retain_graph, create_graph=create_graph)
+        if self._node is None:
+            raise GraphError(
+                "backward() on a tensor that does not require grad: no input of the "
+                "computation had requires_grad=True (or it ran under tg.no_grad())")
+        seed = _backward.make_seed(self._data, grad, create_graph, wire)
+        grads = _backward.replay({self._node: seed}, retain_graph or create_graph,
+                                 wire if create_graph else None)
+        _backward.commit_leaves(grads, create_graph)
 
     def register_hook(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(grad)`` with the gradient flowing into this tensor during backward.
@@ -139,15 +139,10 @@ class Tensor:
         """
         node = self._node
         if node is None:
-            raise RuntimeError(
-                "cannot register a hook on a tensor that does not require grad"
-            )
-        owner = self if type(node) is _LeafMark else node
-        hooks = owner._hooks
-        if hooks is None:
-            hooks = owner._hooks = []
-        if node is RESULT:
-            ENTRY_HOOKS[0] = True
+            raise GraphError("cannot register a hook on a tensor that does not require grad")
+        if node.hooks is None:
+            node.hooks = []
+        hooks = node.hooks
         hooks.append(fn)
 
         def remove() -> None:
@@ -156,15 +151,42 @@ class Tensor:
 
         return remove
 
-    def detach(self) -> Tensor:
-        """A tensor sharing this one's data, cut from the graph."""
-        return _make(self._data, None)
-
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``.grad = None``)."""
         self.grad = None
 
-    # ------------------------------------------------------------ array protocol
+    # ------------------------------------------------------------ in-place updates
+    def _inplace(self, ufunc: np.ufunc, other: Any) -> Any:
+        """``w -= lr * g`` on a leaf under ``no_grad`` updates it in place, as in PyTorch.
+
+        A leaf that requires grad outside ``no_grad`` refuses (the update would not be
+        recorded); any other tensor gets Python's fallback: a new tensor is bound.
+        """
+        node = self._node
+        if type(node) is not Leaf:
+            return NotImplemented
+        if _backward.STATE.thread.grad_enabled:
+            raise GraphError(
+                f"in-place {ufunc.__name__} on a leaf tensor that requires grad: it would "
+                "not be recorded. Update parameters inside `with tg.no_grad():`, or write "
+                "y = y + ... to build a new tensor")
+        ufunc(self._data, other._data if isinstance(other, Tensor) else other,
+              out=self._data)
+        return self
+
+    def __iadd__(self, other: Any) -> Any:
+        return self._inplace(np.add, other)
+
+    def __isub__(self, other: Any) -> Any:
+        return self._inplace(np.subtract, other)
+
+    def __imul__(self, other: Any) -> Any:
+        return self._inplace(np.multiply, other)
+
+    def __itruediv__(self, other: Any) -> Any:
+        return self._inplace(np.true_divide, other)
+
+    # ------------------------------------------------------------ array attributes
     @property
     def shape(self) -> tuple[int, ...]:
         return self._data.shape
@@ -181,17 +203,6 @@ class Tensor:
     def size(self) -> int:
         return self._data.size
 
-    def item(self) -> Any:
-        """The single element as a Python number."""
-        return self._data.item()
-
-    def numpy(self) -> np.ndarray:
-        """The underlying ndarray (not a copy)."""
-        return self.data
-
-    def tolist(self) -> Any:
-        return self._data.tolist()
-
     def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -206,103 +217,103 @@ class Tensor:
     def __int__(self) -> int:
         return int(self._data)
 
+    def __complex__(self) -> complex:
+        return complex(self._data)
+
     def __index__(self) -> int:
-        return operator.index(self._data)
+        return self._data.__index__()
 
     def __setitem__(self, index: Any, value: Any) -> None:
         raise TypeError(
             "Tensors are immutable: build a new tensor with ops (tg.ops.where, "
-            "concatenate, ...), or write into .data of a leaf when no graph uses it"
-        )
+            "concatenate, ...), or write into .data of a leaf when no graph uses it")
 
-    # NumPy calling tapegrad (np.exp(t), ndarray @ t): see dispatch.py.
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return _dispatch.array_of(self, dtype, copy)
-
-    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any):
-        if method == "__call__" and not kwargs:  # the common case, without a further call
-            op = _dispatch.UFUNC_OPS.get(ufunc)
-            if op is not None:
-                return op(*inputs)
-        return _dispatch.array_ufunc(ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any):
-        return _dispatch.array_function(func, args, kwargs)
-
-    # Comparisons are not differentiable: they return plain bool ndarrays.
-    def __lt__(self, other: Any) -> np.ndarray:
+    # Comparisons are not differentiable: they return plain bool arrays.
+    def __lt__(self, other: Any) -> Any:
         return self._data < _plain(other)
 
-    def __le__(self, other: Any) -> np.ndarray:
+    def __le__(self, other: Any) -> Any:
         return self._data <= _plain(other)
 
-    def __gt__(self, other: Any) -> np.ndarray:
+    def __gt__(self, other: Any) -> Any:
         return self._data > _plain(other)
 
-    def __ge__(self, other: Any) -> np.ndarray:
+    def __ge__(self, other: Any) -> Any:
         return self._data >= _plain(other)
 
-    def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
         return self._data == _plain(other)
 
-    def __ne__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
         return self._data != _plain(other)
 
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        body = np.array2string(np.asarray(self._data), separator=", ", prefix="tensor(")
         extra = []
         if self._data.dtype != np.float64:
             extra.append(f"dtype={self._data.dtype}")
-        if self._node is RESULT:
-            extra.append(f"op={self.op.name}")  # type: ignore[attr-defined]
+        op = getattr(self._node, "op", None) or getattr(getattr(self._node, "record", None),
+                                                        "op", None)
+        if op is not None:
+            extra.append(f"op={op.name}")
         elif self.requires_grad:
             extra.append("requires_grad=True")
         if self.name is not None:
             extra.append(f"name={self.name!r}")
         if self.grad is not None:
-            g = np.asarray(self.grad)
-            extra.append("grad=" + np.array2string(g, separator=", ", prefix="grad="))
+            g = self.grad._data if isinstance(self.grad, Tensor) else self.grad
+            extra.append("grad=" + np.array2string(np.asarray(g), separator=", ",
+                                                   prefix="grad="))
         return "tensor(" + ", ".join([body, *extra]) + ")"
 
 
-#: The reverse pass, filled in by backward.py when it is imported (it imports this module).
-_engine: dict[str, Callable[..., Any]] = {}
-
-# Names defined by Tensor itself (and by entry.Entry, the tensors ops record); ops may
-# not bind over them.
-CORE_ATTRIBUTES = frozenset(vars(Tensor)) | {"grad", "name", "requires_grad", "op", "nodes",
-                                             "inputs", "params", "seq", "site", "locked",
-                                             "release", "released", "residual"}
+# Names defined by Tensor itself; ops may not bind over them.
+CORE_ATTRIBUTES = frozenset(vars(Tensor)) | frozenset(vars(NumpyProtocol)) | {
+    "grad", "name", "requires_grad", "op"}
 
 
-def _make(data: np.ndarray, node: Any) -> Tensor:
-    """Wrap an ndarray produced by an op (no validation, no copy)."""
+def _make(data: Any, node: Node | None) -> Tensor:
+    """Wrap an array produced by an op (no validation, no copy)."""
     t = _new(Tensor)
     t._data = data
     t._node = node
     return t
 
 
+def wire(data: Any, node: Node | None) -> Tensor:
+    """A tensor whose gradients reach ``node``: the engine's view of a saved value."""
+    return _make(data, node)
+
+
+def _exit(t: Tensor) -> Any:
+    """``t``'s data, leaving the engine: read-only if a record may have saved it."""
+    d = t._data
+    if t._node is not None and not isinstance(t._node, Leaf) and type(d) is ndarray \
+            and d.flags.writeable:
+        d.setflags(write=False)
+    return d
+
 
 def _plain(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
-def _to_data(data: Any, dtype: Any) -> np.ndarray:
+def _to_data(data: Any, dtype: Any) -> Any:
     if isinstance(data, Tensor):
         data = data._data
+    elif not isinstance(data, (ndarray, np.generic, int, float, complex, bool, list,
+                               tuple)) and hasattr(data, "__array_function__"):
+        return data if dtype is None else data.astype(dtype)  # Dask, CuPy: kept as is
     try:
         arr = np.array(data, dtype=dtype, copy=True)
     except (TypeError, ValueError) as e:
         raise TypeError(
-            f"tg.tensor: cannot make a numeric array from {_short(data)}: {e}"
-        ) from None
+            f"tg.tensor: cannot make a numeric array from {_short(data)}: {e}") from None
     if arr.dtype.kind not in "biufc":
         raise TypeError(
-            f"tg.tensor: data must be numeric, got dtype {arr.dtype} from {_short(data)}"
-        )
+            f"tg.tensor: data must be numeric, got dtype {arr.dtype} from {_short(data)}")
     return arr
 
 
@@ -313,11 +324,13 @@ def _short(data: Any) -> str:
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None,
            name: str | None = None) -> Tensor:
-    """Make a tensor from a number, a nested list, an ndarray or another tensor.
+    """Make a tensor from a number, a nested list, an array or another tensor.
 
     The data is copied (as ``np.array`` does), so later changes to the argument do not
     reach the tensor. Python floats become float64; a float32 array stays float32.
     ``requires_grad=True`` needs a floating-point dtype (``TypeError`` otherwise).
+    Arrays of other libraries implementing NumPy's protocols (Dask, CuPy) are kept as
+    they are, not copied.
     """
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
 
@@ -325,7 +338,3 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None,
 def is_tracked(x: Any) -> bool:
     """Whether ``x`` is a tensor whose ops are being recorded."""
     return isinstance(x, Tensor) and x._node is not None
-
-
-# Last: dispatch.py imports this module (and graph.py, which imports it too).
-from . import dispatch as _dispatch  # noqa: E402

@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .entry import LEAF
-from .graph import state
+from .state import STATE
 from .tape import Tape, enable_grad, no_grad
-from .tensor import Tensor, _make
+from .tensor import Tensor, _make, tensor
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]
 
@@ -53,9 +52,9 @@ def is_nested(values: Sequence[Any]) -> bool:
     True when grad mode is on and either a tape is recording (we are inside another
     transform or a user's ``tg.Tape``) or one of the values is a tracked Tensor.
     """
-    if not state.grad_enabled:
+    if not STATE.thread.grad_enabled:
         return False
-    return bool(state.tapes) or any(_is_tracked(v) for v in values)
+    return bool(STATE.thread.tapes) or any(_is_tracked(v) for v in values)
 
 
 def float_array(x: Any, what: str = "argument") -> np.ndarray:
@@ -82,7 +81,7 @@ def make_source(x: Any, nested: bool, what: str = "argument") -> Tensor:
     """
     if nested and _is_tracked(x):
         return _identity(x)
-    return _make(np.array(float_array(x, what), copy=True), LEAF)
+    return tensor(float_array(x, what), requires_grad=True)
 
 
 @contextmanager
@@ -98,7 +97,7 @@ def gradient_scope(nested: bool) -> Iterator[None]:
             yield
         return
     with enable_grad():
-        if state.tapes:
+        if STATE.thread.tapes:
             yield
         else:
             with Tape(persistent=True):

@@ -411,47 +411,6 @@ def test_positional_params_and_keyword_values(load):
     check_op(info)
 
 
-def _yaml_ops_with_plain_rules():
-    return sorted(i.name for i in tg.list_ops()
-                  if i.definition.plain_vjp is not None and i.source.endswith(".yaml"))
-
-
-def test_every_shipped_yaml_op_has_a_plain_rule():
-    names = set(_yaml_ops_with_plain_rules())
-    for path in SHIPPED:
-        for name in yaml.safe_load(path.read_text())["ops"]:
-            if tg.get_op(name).differentiable:
-                assert name in names
-
-
-@pytest.mark.parametrize("name", _yaml_ops_with_plain_rules())
-def test_plain_rules_compute_what_the_recorded_rules_compute(name):
-    """The plain-NumPy form of a YAML vjp (the hot path) and the recordable form (used
-    under create_graph) are compiled separately from one formula: they must agree."""
-    info = tg.get_op(name)
-    d = info.definition
-    rng = np.random.default_rng(7)
-    if d.samples is not None:
-        cases = list(d.samples(rng))
-    else:
-        lo, hi = d.domain
-        cases = [(tuple(rng.uniform(lo, hi, (3, 4)) for _ in range(info.nargs)), {})]
-    for inputs, params in cases:
-        params = {**info.params, **params}
-        arrays = tuple(np.asarray(x, dtype=float) for x in inputs)
-        out = np.asarray(d.forward(*arrays, **params))
-        g = rng.standard_normal(out.shape)
-        for i, (plain, recorded) in enumerate(zip(d.plain_vjp, d.vjp, strict=True)):
-            if recorded is None:
-                assert plain is None
-                continue
-            want = recorded(g, out, *arrays, **params)
-            got = plain(g, out, *arrays, **params)
-            assert type(got) is type(want), (name, i)
-            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15,
-                                       err_msg=f"{name} input {i}")
-
-
 @pytest.mark.parametrize("forward, vjp", [
     ("k * sin(x)", "k * (g * cos(x))"),          # a param on the left of the top '*'
     ("sin(x) * k", "g * (k * cos(x))"),

@@ -150,18 +150,6 @@ def cross_entropy_forward(logits, labels, reduction="mean"):
     return cross_entropy_saving_softmax(logits, labels, reduction)[0]
 
 
-def cross_entropy_plain_grad(g, out, logits, labels, reduction="mean", residual=None):
-    """(softmax - onehot) * scale from the forward's softmax, with no one-hot array."""
-    labels = np.asarray(labels)
-    scale = g / labels.size if reduction == "mean" else g[..., None] if reduction == "none" \
-        else g
-    d = residual * scale  # a new array: the residual may serve a retained graph again
-    rows = d.reshape(-1, d.shape[-1])
-    rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= (
-        scale.reshape(-1) if reduction == "none" else scale)
-    return d, None
-
-
 def cross_entropy_grad(g, out, logits, labels, reduction="mean"):
     labels = np.asarray(labels)
     scale = g[..., None] if reduction == "none" else _scale(g, labels.size, reduction)
@@ -240,14 +228,12 @@ def tapegrad_ops():
               save_inputs=False, method=True, samples=_axis_samples,
               doc="x - logsumexp(x, axis)"),
         OpDef("cross_entropy", cross_entropy_forward, cross_entropy_grad, nargs=2,
-              plain_vjp=cross_entropy_plain_grad,
-              residual_forward=cross_entropy_saving_softmax,
-              params={"reduction": "mean"}, nondiff=(1,), save_out=False,
+              params={"reduction": "mean"}, nondiff=(1,),
               samples=_ce_samples,
               doc="softmax cross-entropy of logits (..., C) against int labels (...); "
                   "fused: vjp (softmax - onehot) / N"),
         OpDef("binary_cross_entropy_with_logits", bce_logits_forward,
               (bce_grad_logits, bce_grad_targets), nargs=2, params={"reduction": "mean"},
-              save_out=False, samples=_bce_samples,
+             samples=_bce_samples,
               doc="-(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), stable for any x"),
     ]

@@ -70,11 +70,11 @@ def tapegrad_ops():
     return [
         OpDef("sum", np.sum, sum_grad, jvp=_jvp.linear(np.sum), params=REDUCE_PARAMS,
               save_inputs="shape",
-              save_out=False, method=True, implements=(np.sum,),
+             method=True, implements=(np.sum,),
               samples=_reduce_samples, doc="sum over axis (all axes by default)"),
         OpDef("mean", np.mean, mean_grad, jvp=_jvp.linear(np.mean), params=REDUCE_PARAMS,
               save_inputs="shape",
-              save_out=False, method=True, implements=(np.mean,),
+             method=True, implements=(np.mean,),
               samples=_reduce_samples, doc="mean over axis (all axes by default)"),
         OpDef("max", np.max, extremum_grad, jvp=_jvp.extremum, params=REDUCE_PARAMS, method=True,
               implements=(np.max, np.amax), samples=_tied_samples,

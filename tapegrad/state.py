@@ -1,0 +1,62 @@
+"""The recording state: every mode switch of the engine lives in :data:`STATE`.
+
+Per thread: whether grad mode is on, the open ``tg.Tape`` objects, and how deep a
+``create_graph`` vjp is running (inside one, converting a tracked Tensor to NumPy is an
+error: it would drop a gradient). Per process: how many anomaly blocks are open, and
+how many mode blocks of any kind (``no_grad``, ``enable_grad``, ``Tape``,
+``detect_anomaly``) are open in any thread. While that count is zero, every thread
+records plainly and the op callers skip the thread-local reads.
+
+Owner: this module. The context managers in ``tape.py`` and ``anomaly.py`` change it
+through :meth:`RecordingState.enter` and :meth:`RecordingState.leave` only.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class _PerThread(threading.local):
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.tapes: list[Any] = []
+        self.strict = 0
+
+
+class RecordingState:
+    """Grad mode, open tapes, anomaly mode and create_graph strictness, in one place."""
+
+    __slots__ = ("quiet", "anomaly", "thread", "_lock", "_open")
+
+    def __init__(self) -> None:
+        self.quiet = True  # no mode block open in any thread: record plainly
+        self.anomaly = 0  # open detect_anomaly() blocks, all threads
+        self.thread = _PerThread()
+        self._lock = threading.Lock()
+        self._open = 0
+
+    def enter(self, anomaly: bool = False) -> None:
+        """A mode block opens (in any thread)."""
+        with self._lock:
+            self._open += 1
+            self.anomaly += anomaly
+            self.quiet = False
+
+    def leave(self, anomaly: bool = False) -> None:
+        with self._lock:
+            self._open -= 1
+            self.anomaly -= anomaly
+            self.quiet = self._open == 0
+
+    @property
+    def grad_enabled(self) -> bool:
+        return self.thread.grad_enabled
+
+    @property
+    def tapes(self) -> list[Any]:
+        """This thread's open tapes, innermost last."""
+        return self.thread.tapes
+
+
+STATE = RecordingState()
