@@ -54,7 +54,7 @@ def load(tmp_path):
 
 
 def test_shipped_spec_files_document_the_format_in_a_header():
-    assert [p.name for p in SHIPPED][:2] == ["elementwise.yaml", "nn.yaml"]
+    assert {"elementwise.yaml", "nn.yaml"} <= {p.name for p in SHIPPED}
     for p in SHIPPED:
         text = p.read_text()
         header = text[:text.index("\nops:")]
@@ -529,7 +529,7 @@ def test_error_missing_vjp_for_differentiable_arg():
 def test_error_unknown_op_with_close_match():
     msg = spec_error(op_yaml("myop", **good(forward="2 * sigmod(x)")))
     assert_names(msg, "errs.yaml", "op 'myop'", "field 'forward'", "unknown op",
-                 "'sigmod'", "'2 * sigmod(x)'", "did you mean 'sigmoid'?")
+                 "'sigmod'", "'2 * sigmod(x)'", "did you mean 'sigmoid'")
 
 
 def test_error_unknown_name_with_close_match():

@@ -54,10 +54,26 @@ def neg(ts, out, x):
     return -ts[0]
 
 
+def less_one(b):
+    """``b - 1``, except 1 where ``b == 0``: ``b * a ** less_one(b)`` is then exactly 0 at
+    ``a == 0, b == 0`` (not ``0 * inf``), and the same holds again one order up."""
+    if isinstance(b, (int, float)):
+        return 1 if b == 0 else b - 1
+    return np.where(b == 0, 1, b - 1)
+
+
+def log_safe_base(a):
+    """``a`` with 1 where ``log(a)`` has no (real) value: a <= 0 for real ``a``, 0 for
+    complex ``a`` (autograd's replace_zero). There the exponent gets gradient 0."""
+    if np.iscomplexobj(a):
+        return np.where(a == 0, 1.0, a)
+    return np.where(a > 0, a, 1.0)
+
+
 def pow_(ts, out, a, b):
     ta, tb = ts
-    return plus(None if ta is None else ta * b * a ** (b - 1),
-                None if tb is None else tb * out * np.log(np.where(a > 0, a, 1.0)))
+    return plus(None if ta is None else ta * b * a ** less_one(b),
+                None if tb is None else tb * out * np.log(log_safe_base(a)))
 
 
 def matmul(ts, out, a, b):
@@ -65,6 +81,8 @@ def matmul(ts, out, a, b):
 
 
 def abs_(ts, out, x):
+    if np.iscomplexobj(x):  # Re(conj(x) dx) / |x|, 0 at 0
+        return np.real(ts[0] * np.conj(x)) / np.where(out == 0, 1.0, out)
     return ts[0] * np.sign(x)
 
 

@@ -53,9 +53,26 @@ def _matmul_samples(rng):
 # ------------------------------------------------------------------ pow
 
 
+def pow_grad_base(g, out, a, b):
+    # b * a ** (b - 1), with the exponent kept off -1 where b == 0: x ** 0 has gradient
+    # 0 at x == 0, not 0 * inf (and likewise for the second derivative of x ** 1).
+    return g * b * a ** _jvp.less_one(b)
+
+
 def pow_grad_exponent(g, out, a, b):
     # d(a**b)/db = a**b * log(a); where a <= 0 the real log is undefined: use 0 there.
-    return g * out * np.log(np.where(a > 0, a, 1.0))
+    return g * out * np.log(_jvp.log_safe_base(a))
+
+
+# ------------------------------------------------------------------ abs
+
+
+def abs_grad(g, out, x):
+    # autograd's g * conj(x) / |x|, 0 at 0; for real x that is sign(x), whose own
+    # derivative is exactly 0.
+    if np.iscomplexobj(x):
+        return g * np.conj(x) / np.where(out == 0, 1.0, out)
+    return g * np.sign(x)
 
 
 def _pow_samples(rng):
@@ -81,31 +98,32 @@ def tapegrad_ops():
     return [
         OpDef("add", np.add, lambda g, out, a, b: (g, g), jvp=_jvp.add,
               save_inputs=False, operators=("__add__", "__radd__"),
-              samples=binary_samples, doc="a + b, elementwise with broadcasting"),
+              samples=binary_samples, complex=True, doc="a + b, elementwise with broadcasting"),
         OpDef("sub", np.subtract, (lambda g, out, a, b: g, lambda g, out, a, b: -g),
               jvp=_jvp.sub,
               save_inputs=False, operators=("__sub__", "__rsub__"),
-              samples=binary_samples, doc="a - b"),
+              samples=binary_samples, complex=True, doc="a - b"),
         OpDef("mul", np.multiply,
               (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a), jvp=_jvp.mul,
              operators=("__mul__", "__rmul__"),
-              samples=binary_samples, doc="a * b"),
+              samples=binary_samples, complex=True, doc="a * b"),
         OpDef("div", np.true_divide,
               (lambda g, out, a, b: g / b, lambda g, out, a, b: -g * a / (b * b)),
               jvp=_jvp.div, operators=("__truediv__", "__rtruediv__"),
-              samples=_div_samples, doc="a / b"),
+              samples=_div_samples, complex=True, doc="a / b"),
         OpDef("neg", np.negative, lambda g, out, x: -g, jvp=_jvp.neg,
               save_inputs=False, operators=("__neg__",),
-              samples=unary_samples, doc="-x"),
+              samples=unary_samples, complex=True, doc="-x"),
         OpDef("pow", np.power,
-              (lambda g, out, a, b: g * b * a ** (b - 1), pow_grad_exponent), jvp=_jvp.pow_,
+              (pow_grad_base, pow_grad_exponent), jvp=_jvp.pow_,
               operators=("__pow__", "__rpow__"), samples=_pow_samples,
-              doc="a ** b (tensor or scalar exponent)"),
+              complex=True, doc="a ** b (tensor or scalar exponent)"),
         OpDef("matmul", np.matmul, (matmul_grad_a, matmul_grad_b), jvp=_jvp.matmul,
              operators=("__matmul__", "__rmatmul__"),
-              samples=_matmul_samples, doc="matrix product: 1-D, 2-D and batched"),
-        OpDef("abs", np.absolute, lambda g, out, x: g * np.sign(x), jvp=_jvp.abs_,
+              samples=_matmul_samples, complex=True, doc="matrix product: 1-D, 2-D and batched"),
+        OpDef("abs", np.absolute, abs_grad, jvp=_jvp.abs_,
              operators=("__abs__",), method=True,
               implements=(np.abs,), samples=away_from_zero,
-              doc="|x| (gradient sign(x), 0 at 0)"),
+              complex=True,
+              doc="|x| (gradient sign(x), conj(x) / |x| for complex x; 0 at 0)"),
     ]
