@@ -322,3 +322,9 @@ SECOND = [
 @pytest.mark.parametrize("name, f, x", SECOND, ids=[s[0] for s in SECOND])
 def test_second_order_matches_finite_differences(name, f, x):
     tg.check_grads(f, x, order=2)
+
+
+def test_constant_params_do_not_promote_float32():
+    x = tg.tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    assert np.average(x, axis=1, weights=np.array([1.0, 2.0, 3.0])).dtype == np.float32
+    assert np.diff(x, prepend=0.5, append=np.zeros((2, 1))).dtype == np.float32

@@ -34,6 +34,13 @@ def _plain(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _constant_like(v, x):
+    """A constant param (weights, prepend) in ``x``'s floating dtype: like a Python
+    scalar, a constant does not decide the precision (float32 inputs stay float32)."""
+    v, dtype = np.asarray(_plain(v)), np.asarray(x).dtype
+    return v.astype(dtype) if dtype.kind in "fc" and v.dtype.kind in "biuf" else v
+
+
 def _count(shape, axis):
     """How many elements a reduction over ``axis`` combines."""
     n = 1
@@ -173,9 +180,10 @@ def std_jvp(ts, out, x, axis=None, ddof=0, keepdims=False):
     return np.sum(ts[0] * _centered(x, axis), axis=axis, keepdims=keepdims) / (out * n)
 
 
-def _full_weights(weights, shape, axis):
-    """``np.average``'s weights broadcast against the input, as NumPy aligns them."""
-    w = np.asarray(_plain(weights))
+def _full_weights(weights, x, axis):
+    """``np.average``'s weights broadcast against ``x``, as NumPy aligns them."""
+    shape = x.shape
+    w = _constant_like(weights, x)
     if w.shape == tuple(shape):
         return w
     if axis is None:
@@ -192,14 +200,16 @@ def average(a, axis=None, weights=None, keepdims=False):
     if isinstance(weights, Tensor) and weights.requires_grad:
         raise TypeError("average: weights that require grad are not supported (the op "
                         "differentiates in a only); write (a * w).sum(axis) / w.sum(axis)")
-    return np.average(a, axis=axis, weights=_plain(weights), keepdims=keepdims)
+    if weights is not None:
+        weights = _constant_like(weights, a)
+    return np.average(a, axis=axis, weights=weights, keepdims=keepdims)
 
 
 def average_grad(g, out, a, axis=None, weights=None, keepdims=False):
     gk = _kept(g, a.ndim, axis, keepdims)
     if weights is None:
         return np.broadcast_to(gk / _count(a.shape, axis), a.shape)
-    w = _full_weights(weights, a.shape, axis)
+    w = _full_weights(weights, _plain(a), axis)
     return gk * (w / np.sum(np.broadcast_to(w, a.shape), axis=axis, keepdims=True))
 
 
@@ -354,7 +364,8 @@ def _extra(v, axis):
 
 
 def diff(x, n=1, axis=-1, prepend=None, append=None):
-    ends = {k: v for k, v in (("prepend", prepend), ("append", append)) if v is not None}
+    ends = {k: _constant_like(v, x) for k, v in (("prepend", prepend), ("append", append))
+            if v is not None}
     return np.diff(x, n=n, axis=axis, **ends)
 
 
