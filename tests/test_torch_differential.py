@@ -109,7 +109,7 @@ TORCH = {
     "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),
     "softmax": lambda x, axis=-1: torch.softmax(x, dim=axis),
     "log_softmax": lambda x, axis=-1: torch.log_softmax(x, dim=axis),
-    "logsumexp": lambda x, axis=-1, keepdims=False: _reduce(torch.logsumexp)(x, axis,
+    "logsumexp": lambda x, axis=None, keepdims=False: _reduce(torch.logsumexp)(x, axis,
                                                                               keepdims),
     "astype": lambda x, dtype: x.to(_DTYPES[np.dtype(dtype)]),
     # tapegrad puts the classes on the last axis, PyTorch on axis 1

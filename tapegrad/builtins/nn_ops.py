@@ -72,17 +72,37 @@ def _shift(x, axis):
     return m
 
 
-def logsumexp_forward(x, axis=-1, keepdims=False):
+def logsumexp_forward(x, axis=None, keepdims=False):
     x = np.asarray(x)
     m = _shift(x, axis)
-    s = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    # A row of -inf gives log(0) = -inf and one holding +inf gives inf: both right.
+    with np.errstate(divide="ignore", over="ignore"):
+        s = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
     if keepdims:
         return s
     return s.squeeze(axis=axis) if axis is not None else s.reshape(())
 
 
-def logsumexp_grad(g, out, x, axis=-1, keepdims=False):
-    return _kept(g, x.ndim, axis, keepdims) * np.exp(x - _kept(out, x.ndim, axis, keepdims))
+def _lse_weights(x, out, axis):
+    """d logsumexp / dx = exp(x - out) (``out`` kept), also at infinities: a row whose
+    result is +inf splits the gradient between its +inf entries, one whose result is
+    -inf (all -inf) gets zeros; NaN rows stay NaN."""
+    infinite = np.isinf(out)                         # plain bool: a constant of the rule
+    if not infinite.any():
+        return np.exp(x - out)
+    top = (x == out) & (out > 0)
+    share = top / np.maximum(top.sum(axis=axis, keepdims=True), 1)
+    return np.exp(np.where(infinite, -np.inf, x - np.where(infinite, 0.0, out))) + share
+
+
+def logsumexp_grad(g, out, x, axis=None, keepdims=False):
+    return _kept(g, x.ndim, axis, keepdims) * _lse_weights(x, _kept(out, x.ndim, axis,
+                                                                     keepdims), axis)
+
+
+def logsumexp_jvp(ts, out, x, axis=None, keepdims=False):
+    w = _lse_weights(x, _kept(out, x.ndim, axis, keepdims), axis)
+    return np.sum(ts[0] * w, axis=axis, keepdims=keepdims)
 
 
 def softmax_forward(x, axis=-1):
@@ -218,8 +238,8 @@ def _bce_samples(rng):
 @hookimpl
 def tapegrad_ops():
     return [
-        OpDef("logsumexp", logsumexp_forward, logsumexp_grad,
-              params={"axis": -1, "keepdims": False}, method=True, samples=_lse_samples,
+        OpDef("logsumexp", logsumexp_forward, logsumexp_grad, jvp=logsumexp_jvp,
+              params={"axis": None, "keepdims": False}, method=True, samples=_lse_samples,
               doc="log(sum(exp(x), axis)), computed without overflow"),
         OpDef("softmax", softmax_forward, softmax_grad, params={"axis": -1},
               save_inputs=False, method=True, samples=_axis_samples,
