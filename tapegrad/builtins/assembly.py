@@ -55,30 +55,34 @@ def _unshape(g, out, x, **params):
 # ----------------------------------------------------------------- squeeze, ravel, ...
 
 
-def _ravel_perm(x, order):
-    """C-order positions in ``x`` of the elements of ``np.ravel(x, order)``; ``None`` when
-    that is plain C order. 'A' and 'K' follow ``x``'s memory layout, which an index array
-    made by ``np.empty_like`` shares."""
-    if order in ("C", None):
-        return None
-    idx = np.empty_like(x, dtype=np.intp)
-    idx[...] = np.arange(idx.size).reshape(idx.shape)
-    perm = np.ravel(idx, order)
-    return None if np.array_equal(perm, np.arange(perm.size)) else perm
+def _check_layout(x, order):
+    """'A' and 'K' read ``x`` in memory order. The engine may hand the vjp a C-ordered
+    copy of an input, so a layout other than C order would get a wrong gradient:
+    refuse it rather than guess."""
+    if order in ("A", "K") and not np.array_equal(np.ravel(x, order), np.ravel(x)):
+        raise ValueError(f"order={order!r} on an array whose memory order is not C order "
+                         "is not supported (tensors have no reliable layout); use 'C' or 'F'")
 
 
-def ravel_grad(g, out, x, order="C"):
-    perm = _ravel_perm(x, order)
-    return g.reshape(np.shape(x)) if perm is None else g[np.argsort(perm)].reshape(np.shape(x))
-
-
-def ravel_jvp(ts, out, x, order="C"):
-    perm = _ravel_perm(x, order)
-    return ts[0].reshape(-1) if perm is None else ts[0].reshape(-1)[perm]
+def ravel(x, order="C"):
+    _check_layout(x, order)
+    return np.ravel(x, order)
 
 
 def flatten(x, order="C"):
+    _check_layout(x, order)
     return x.flatten(order)
+
+
+def ravel_grad(g, out, x, order="C"):
+    # ravel(x, 'F') is the C-order ravel of x.T; 'A' and 'K' are C order (see above).
+    shape = np.shape(x)
+    return g.reshape(shape[::-1]).T if order == "F" else g.reshape(shape)
+
+
+def ravel_jvp(ts, out, x, order="C"):
+    t = ts[0]
+    return None if t is None else (t.T if order == "F" else t).reshape(-1)
 
 
 # ----------------------------------------------------------------- repeat, tile
@@ -341,8 +345,6 @@ def _expand_samples(rng):
 
 def _ravel_samples(rng):
     x = _r(rng, 2, 3, 2)
-    # 'A' and 'K' follow the memory layout, which the automatic checks do not keep
-    # (they rebuild inputs from values): tests/test_assembly_ops.py checks other layouts.
     return [((x,), {}), ((x,), {"order": "F"}), ((x,), {"order": "A"}), ((x,), {"order": "K"})]
 
 
@@ -495,7 +497,7 @@ def tapegrad_ops():
                   "drop axes of length one", method=True),
         _shape_op("expand_dims", np.expand_dims, {"axis": None}, _expand_samples,
                   "insert axes of length one"),
-        OpDef("ravel", np.ravel, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
+        OpDef("ravel", ravel, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
               method=True, implements=(np.ravel,), samples=_ravel_samples,
               doc="the elements as a 1-D array, in the given order"),
         OpDef("flatten", flatten, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
