@@ -486,7 +486,7 @@ def _shape_op(name, forward, params, samples, doc, vjp=_unshape, method=False,
     """A one-input op linear in its input, its jvp the op applied to the tangent."""
     return OpDef(name, forward, vjp, jvp=_jvp.linear(forward), params=params, nargs=1,
                  method=method, implements=(getattr(np, name),) if implements is None
-                 else implements, samples=samples, doc=doc)
+                 else implements, samples=samples, doc=doc, complex=True)
 
 
 @hookimpl
@@ -499,10 +499,10 @@ def tapegrad_ops():
                   "insert axes of length one"),
         OpDef("ravel", ravel, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
               method=True, implements=(np.ravel,), samples=_ravel_samples,
-              doc="the elements as a 1-D array, in the given order"),
+              complex=True, doc="the elements as a 1-D array, in the given order"),
         OpDef("flatten", flatten, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
               method=True, samples=_ravel_samples,
-              doc="the elements as a 1-D array (ndarray.flatten)"),
+              complex=True, doc="the elements as a 1-D array (ndarray.flatten)"),
         _shape_op("atleast_1d", np.atleast_1d, {}, _atleast_samples,
                   "view with at least one dimension (one argument)"),
         _shape_op("atleast_2d", np.atleast_2d, {}, _atleast_samples,
@@ -520,7 +520,7 @@ def tapegrad_ops():
               params={"pad_width": None, "mode": "constant", "constant_values": 0,
                       "reflect_type": "even"},
               implements=(np.pad,), samples=_pad_samples,
-              doc="pad with constants, edge values, reflections or wrapping"),
+              complex=True, doc="pad with constants, edge values, reflections or wrapping"),
         # -- permutations
         _shape_op("roll", np.roll, {"shift": None, "axis": None}, _roll_samples,
                   "shift elements cyclically",
@@ -554,40 +554,43 @@ def tapegrad_ops():
               (lambda g, out, a, b: _kron_grad(g, a, b, True),
                lambda g, out, a, b: _kron_grad(g, b, a, False)),
               jvp=kron_jvp, nargs=2, params={}, implements=(np.kron,), samples=_kron_samples,
-              doc="Kronecker product"),
+              complex=True, doc="Kronecker product"),
         # -- joining
         OpDef("hstack", lambda xs, dtype=None, casting="same_kind":
               np.hstack(xs, dtype=dtype, casting=casting),
               hstack_grad, jvp=_joined(np.hstack), variadic=True,
               params={"dtype": None, "casting": "same_kind"}, implements=(np.hstack,),
-              samples=_hstack_samples, doc="join along axis 1 (axis 0 for 1-D inputs)"),
+              samples=_hstack_samples, complex=True,
+              doc="join along axis 1 (axis 0 for 1-D inputs)"),
         OpDef("vstack", lambda xs, dtype=None, casting="same_kind":
               np.vstack(xs, dtype=dtype, casting=casting),
               vstack_grad, jvp=_joined(np.vstack), variadic=True,
               params={"dtype": None, "casting": "same_kind"}, implements=(np.vstack,),
-              samples=_vstack_samples, doc="join along axis 0, 1-D inputs as rows"),
+              samples=_vstack_samples, complex=True, doc="join along axis 0, 1-D inputs as rows"),
         OpDef("dstack", lambda xs: np.dstack(xs), dstack_grad, jvp=_joined(np.dstack),
               variadic=True, params={}, implements=(np.dstack,), samples=_dstack_samples,
-              doc="join along axis 2, inputs lifted to 3-D"),
+              complex=True, doc="join along axis 2, inputs lifted to 3-D"),
         OpDef("column_stack", lambda xs: np.column_stack(xs), column_stack_grad,
               jvp=_joined(np.column_stack), variadic=True, params={},
               implements=(np.column_stack,), samples=_column_stack_samples,
-              doc="join as columns, 1-D inputs as columns"),
+              complex=True, doc="join as columns, 1-D inputs as columns"),
         OpDef("append", np.append, append_grad, jvp=append_jvp, nargs=2,
               params={"axis": None}, implements=(np.append,), samples=_append_samples,
-              doc="values appended to arr (both raveled when axis is None)"),
+              complex=True, doc="values appended to arr (both raveled when axis is None)"),
         # -- selection and filling
         OpDef("take", take, take_grad, jvp=_jvp.linear(np.take), nargs=1,
               params={"indices": None, "axis": None, "mode": "raise"},
               method=True, implements=(np.take,), samples=_take_samples,
+              complex=True,
               doc="elements at indices along an axis (repeated indices accumulate)"),
         OpDef("select", select, select_grad, jvp=_joined(_select), variadic=True,
               params={"condlist": None}, samples=_select_samples,
-              doc="select(choicelist [+ default], condlist=): the choice of the first true "
-                  "condition (conditions get no gradient)"),
+              complex=True, doc="select(choicelist [+ default], condlist=): the choice of the "
+                                "first true condition (conditions get no gradient)"),
         OpDef("full", full, (None, lambda g, out, shape, fill_value, **p: g),
               jvp=full_jvp, nargs=2, nondiff=(0,),
               params={"dtype": None, "order": "C", "device": None},
               implements=(np.full,), samples=_full_samples,
+              complex=True,
               doc="an array of a shape filled with fill_value (its gradient is the sum)"),
     ]
