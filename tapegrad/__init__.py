@@ -41,6 +41,16 @@ from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
 _REGISTRY.load_defaults()
 
 
+def stack(arrays, axis=0):
+    """Join tensors along a new axis: ``tg.ops.stack`` (``np.stack`` on Tensors)."""
+    return ops.stack(arrays, axis=axis)
+
+
+def concatenate(arrays, axis=0):
+    """Join tensors along an existing axis: ``tg.ops.concatenate``."""
+    return ops.concatenate(arrays, axis=axis)
+
+
 def __getattr__(name: str) -> object:
     # tg.nn and tg.optim are imported on first use: most programs never pay for them.
     if name in ("nn", "optim"):
@@ -59,5 +69,5 @@ __all__ = [
     "list_ops", "load_spec", "no_grad", "ops", "plugin_manager", "register_plugin", "tensor",
     "unregister_plugin",
     "check_grads", "detect_anomaly", "grad", "hessian", "jacobian", "jvp", "numerical_grad",
-    "to_dot", "value_and_grad", "vjp",
+    "to_dot", "value_and_grad", "vjp", "stack", "concatenate",
 ]
