@@ -187,10 +187,10 @@ def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict, argnums: Seq
         for i in argnums:
             leaves, d = tree.flatten(args[i])
             srcs = []
-            for x, path in zip(leaves, d.paths(), strict=True):
+            for x, path in zip(leaves, d.paths() if not d.is_leaf else ("",), strict=True):
                 srcs.append(make_source(x, nested, f"{name}: argument {i}{path}"))
                 labels.append(f"{i}{path}")
-            args[i] = tree.unflatten(d, srcs)
+            args[i] = srcs[0] if d.is_leaf else tree.unflatten(d, srcs)
             sources += srcs
             trees.append(d)
         tape = Tape(persistent=persistent)
