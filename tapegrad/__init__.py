@@ -10,6 +10,18 @@ array([2., 4.])
 from __future__ import annotations
 
 from .anomaly import detect_anomaly
+from .creation import (
+    arange,
+    eye,
+    full,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    zeros,
+    zeros_like,
+)
 from .dot import to_dot
 from .errors import (
     DifferentiabilityError,
@@ -70,4 +82,6 @@ __all__ = [
     "unregister_plugin",
     "check_grads", "detect_anomaly", "grad", "hessian", "jacobian", "jvp", "numerical_grad",
     "to_dot", "value_and_grad", "vjp", "stack", "concatenate",
+    "arange", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "zeros",
+    "zeros_like",
 ]

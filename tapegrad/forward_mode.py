@@ -37,13 +37,14 @@ from typing import Any
 
 import numpy as np
 
+from . import tree
 from .backward import _stand_ins, check_finite, strict_vjp
 from .entry import Leaf, Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make, wire
-from .transforms import finish, float_array, gradient_scope, is_nested, trace
+from .transforms import finish, float_array, gradient_scope, is_nested, new_leaf, trace
 
 __all__ = ["jvp", "native_jvp_ops"]
 
@@ -69,32 +70,38 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     """``(f(*primals), tangent_out)``: the Jacobian of ``f`` applied to ``tangents``.
 
     ``primals`` and ``tangents`` are tuples of the same length (a single non-tuple value
-    is taken as a 1-tuple); each tangent has its primal's shape (``None`` for zeros).
-    ``f`` may return a Tensor or a tuple of Tensors; ``tangent_out`` matches.
+    is taken as a 1-tuple). A primal may be a container (see :mod:`tapegrad.tree`); its
+    tangent has the same structure, each leaf its primal leaf's shape (``None``, for a
+    leaf or a whole subtree, means zeros). ``f`` may return a Tensor or a structure of
+    them; ``tangent_out`` has the output's structure.
     """
     primals = _as_tuple_arg(primals)
     tangents = _as_tuple_arg(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     nested = is_nested(primals + tangents)
-    tape, out, sources = trace(f, primals, {}, range(len(primals)), nested, True, "jvp")
+    tr = trace(f, primals, {}, range(len(primals)), nested, True, "jvp")
+    nested = tr.nested
+    flat: list[Any] = []
+    for i, (d, t) in enumerate(zip(tr.trees, tangents, strict=True)):
+        flat += tree.flatten_like(d, t, f"jvp: tangent {i}")
     tmap: dict[Any, Any] = {}
-    for i, (s, t) in enumerate(zip(sources, tangents, strict=True)):
+    for s, t, label in zip(tr.sources, flat, tr.labels, strict=True):
         if t is None:
             continue
         if isinstance(t, Tensor) and nested:
             tv = t
         else:
-            tv = float_array(t, f"jvp: tangent {i}")
+            tv = float_array(t, f"jvp: tangent {label}")
             tv = tv.astype(s.dtype, copy=False)
         if tuple(tv.shape) != s.shape:
-            raise ValueError(f"jvp: tangent {i} has shape {tuple(tv.shape)}, its primal "
+            raise ValueError(f"jvp: tangent {label} has shape {tuple(tv.shape)}, its primal "
                              f"has shape {s.shape}")
         tmap[_key(s._node)] = tv
     with gradient_scope(nested):
-        for e in tape.entries:
+        for e in tr.tape.entries:
             _push(e, tmap, nested)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
+    outs, out_def = tree.flatten(tr.out)
     touts = []
     for o in outs:
         t = tmap.get(_key(o._node)) if isinstance(o, Tensor) else None
@@ -102,9 +109,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
             t = np.zeros(np.shape(o.data if isinstance(o, Tensor) else o))
         touts.append(finish(t, nested))
     values = [finish(o, nested) for o in outs]
-    if isinstance(out, (tuple, list)):
-        return tuple(values), tuple(touts)
-    return values[0], touts[0]
+    return tree.unflatten(out_def, values), tree.unflatten(out_def, touts)
 
 
 def _saved(e: Record, nested: bool) -> tuple[tuple, Any]:
@@ -183,9 +188,7 @@ def _jvp_from_vjp(e: Record, tans: tuple, inputs: tuple, out: Any, nested: bool)
     op = e.op
     mask = tuple(None if t is None else True for t in tans)
     with enable_grad(), Tape() as tape:
-        us = [_make(np.zeros(o.shape, o.dtype), None) for _, o in _outputs(e)]
-        for u in us:
-            u._node = Leaf(u)
+        us = [new_leaf(np.zeros(o.shape, o.dtype)) for _, o in _outputs(e)]
         res = strict_vjp(e, mask, tuple(us) if len(us) > 1 else us[0], out, inputs,
                          "has no jvp, and forward mode through its vjp needs that vjp "
                          "to be differentiable")

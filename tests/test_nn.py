@@ -410,3 +410,71 @@ def test_sgd_nesterov_and_duplicate_parameters():
         tg.optim.Adam([], lr=0.1)
     with pytest.raises(ValueError, match="nesterov"):
         tg.optim.SGD([p], lr=0.1, nesterov=True)
+
+
+# ------------------------------------------------------------------ dtypes (PyTorch habits)
+
+
+def test_float32_mlp_from_dtype_keyword_trains_and_stays_float32():
+    model = tg.nn.MLP(3, [6, 1], activation="tanh", dtype=np.float32, rng=0)
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    rng = np.random.default_rng(1)
+    x = tg.tensor(rng.standard_normal((32, 3)), dtype=np.float32)
+    y = (x.data[:, :1] * 0.5 - x.data[:, 1:2]).astype(np.float32)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        out = model(x)
+        assert out.dtype == np.float32
+        loss = tg.nn.mse_loss(out, y)
+        assert loss.dtype == np.float32
+        loss.backward()
+        assert all(p.grad.dtype == np.float32 for p in model.parameters())
+        opt.step()
+        losses.append(loss.item())
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    assert losses[-1] < 0.8 * losses[0]
+    # the same model in float64 (same seed) computes the same numbers to float32 precision
+    ref = tg.nn.MLP(3, [6, 1], activation="tanh", rng=0)
+    np.testing.assert_allclose(tg.nn.MLP(3, [6, 1], activation="tanh", dtype=np.float32,
+                                         rng=0)(x).data,
+                               ref(x.data.astype(np.float64)).data, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_dtype_default_and_bad_dtype():
+    assert tg.nn.Linear(2, 2, dtype=None).weight.dtype == np.float64
+    assert tg.nn.Linear(2, 2, dtype="float32").bias.dtype == np.float32
+    with pytest.raises(TypeError, match="floating"):
+        tg.nn.Linear(2, 2, dtype=np.int32)
+    with pytest.raises(TypeError, match="floating"):
+        tg.nn.MLP(2, [2], dtype=np.complex128)
+
+
+def test_module_astype_round_trip_in_place():
+    net = Net()
+    params = net.parameters()
+    before = {n: p.data.copy() for n, p in net.named_parameters()}
+    x = np.ones((4, 3))
+    net(x).sum().backward()
+    assert net.astype(np.float32) is net
+    assert [id(p) for p in net.parameters()] == [id(p) for p in params]  # same objects
+    assert all(p.dtype == np.float32 and p.grad.dtype == np.float32
+               for p in params[:5])
+    assert net.blocks[0].constant.dtype == np.float32       # buffers follow
+    assert net._private.dtype == np.float64                  # private attributes do not
+    out = net(x.astype(np.float32))
+    assert out.dtype == np.float32
+    net.zero_grad()
+    out.sum().backward()
+    assert net.head.weight.grad.dtype == np.float32
+    opt = tg.optim.SGD(net.parameters(), lr=0.0)
+    opt.step()
+    assert all(p.dtype == np.float32 for p in params)
+    net.astype(np.float64)
+    for n, p in net.named_parameters():
+        assert p.dtype == np.float64 and p.requires_grad
+        np.testing.assert_allclose(p.data, before[n], rtol=1e-7)  # float32 round trip
+        np.testing.assert_array_equal(p.data, before[n].astype(np.float32))
+    with pytest.raises(TypeError, match="floating"):
+        net.astype(np.int64)

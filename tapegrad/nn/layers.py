@@ -2,7 +2,10 @@
 
 Weights are drawn from a module-level generator (``tg.nn.manual_seed(seed)`` makes
 runs repeatable) or from ``rng=`` (a seed or a ``np.random.Generator``). ``dtype=``
-(float64 by default) sets the dtype of the parameters; float32 models stay float32.
+(float64 by default) sets the dtype of the parameters, as PyTorch's ``dtype=`` does:
+a float32 model gives float32 outputs for float32 (or plain float64 array) inputs and
+float32 gradients, with no conversion by hand. ``Module.astype`` converts an existing
+model.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ def _rng(rng: Any) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
+
+
+def param_dtype(dtype: Any, owner: str) -> np.dtype:
+    """The dtype of a layer's parameters: float64 unless given; floating only."""
+    dt = np.dtype(np.float64 if dtype is None else dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{owner}: dtype= must be a real floating dtype (np.float32, "
+                        f"np.float64), got {dt}")
+    return dt
 
 
 def init_weight(kind: str | Callable[..., np.ndarray], shape: tuple[int, int],
@@ -69,9 +81,10 @@ class Linear(Module):
     """
 
     def __init__(self, n_in: int, n_out: int, bias: bool = True,
-                 init: str | Callable[..., np.ndarray] = "he", dtype: Any = np.float64,
+                 init: str | Callable[..., np.ndarray] = "he", dtype: Any = None,
                  rng: Any = None) -> None:
         self.n_in, self.n_out = int(n_in), int(n_out)
+        dtype = param_dtype(dtype, type(self).__name__)
         w = init_weight(init, (self.n_in, self.n_out), _rng(rng))
         self.weight = Tensor(w.astype(dtype), requires_grad=True)
         self.bias = Tensor(np.zeros(self.n_out, dtype=dtype), requires_grad=True) if bias \
@@ -200,8 +213,9 @@ class MLP(Module):
 
     def __init__(self, n_in: int, sizes: list[int] | tuple[int, ...],
                  activation: Any = "relu", bias: bool = True,
-                 init: str | Callable[..., np.ndarray] | None = None, dtype: Any = np.float64,
+                 init: str | Callable[..., np.ndarray] | None = None, dtype: Any = None,
                  rng: Any = None) -> None:
+        dtype = param_dtype(dtype, type(self).__name__)
         if not sizes:
             raise ValueError("MLP needs at least one layer size")
         if init is None:

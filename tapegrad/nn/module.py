@@ -104,11 +104,35 @@ class Module:
         return self.train(False)
 
     def astype(self, dtype: Any) -> Module:
-        """Convert every parameter's data to ``dtype`` (e.g. ``np.float32``) in place."""
-        for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = None
+        """Convert the model to ``dtype`` (e.g. ``np.float32``) in place; returns ``self``.
+
+        Like PyTorch's ``model.to(dtype)``: every floating-point tensor the module holds
+        (parameters, and buffers such as running statistics) is converted, and so are
+        the gradients already accumulated; the tensors stay the same objects, so
+        optimizers built on ``parameters()`` keep working (their internal state, such
+        as Adam's moments, keeps its old dtype until it is rebuilt). Integer tensors
+        are left alone. ``dtype`` must be a real floating dtype.
+        """
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"{type(self).__name__}.astype: dtype must be a real floating "
+                            f"dtype (np.float32, np.float64), got {dt}")
+        for t in self._tensors():
+            if t.dtype.kind == "f" and t.dtype != dt:
+                t.data = t.data.astype(dt)
+            g = t.grad
+            if g is not None:
+                g = g.data if isinstance(g, Tensor) else np.asarray(g)
+                if g.dtype != dt:
+                    t.grad = g.astype(dt)
         return self
+
+    def _tensors(self) -> Iterator[Tensor]:
+        """Every leaf tensor held by this module and the modules below, each once."""
+        for _, m in self.named_modules():
+            for _, value in m._members(set()):
+                if isinstance(value, Tensor) and value.is_leaf:
+                    yield value
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
