@@ -313,27 +313,43 @@ def unbroadcast(g: Any, shape: tuple[int, ...], rec: Record, i: int) -> Any:
     """Sum ``g`` over the axes along which input ``i`` was broadcast in this call.
 
     A gradient may have the input's shape or the shape the input was broadcast to in
-    the call: every extra or expanded axis must be one the output has too.
+    the call: every extra or expanded axis must have, at the same place counted from
+    the right, the same size in the output or in another input of the call.
     """
     gshape = g.shape
     lead = len(gshape) - len(shape)
-    out_shape = rec.output_meta(0)[0]
+    others = _call_shapes(rec)
     axes = []
     for k, size in enumerate(gshape):
         own = shape[k - lead] if k >= lead else None
         if own == size:
             continue
-        j = k - len(gshape) + len(out_shape)
-        if own not in (None, 1) or j < 0 or out_shape[j] != size:
+        back = len(gshape) - k
+        if own not in (None, 1) or not any(len(s) >= back and s[-back] == size
+                                           for s in others):
             raise OpRuleError(
                 f"op {rec.op.name!r} (from {rec.op.source}): vjp gave input {i} a "
                 f"gradient of shape {tuple(gshape)}; the input has shape {tuple(shape)} "
-                f"and the output {tuple(out_shape)}. Return the input's shape (or the "
+                f"and the call broadcast nothing to that shape (output shape "
+                f"{tuple(rec.output_meta(0)[0])}). Return the input's shape (or the "
                 "shape it was broadcast to in the call)")
         axes.append(k)
     total = np.add.reduce if type(g) is ndarray else type(g).sum
     g = total(g, axis=tuple(axes), keepdims=True)
     return g.reshape(shape) if lead or g.shape != shape else g
+
+
+def _call_shapes(rec: Record) -> list[tuple[int, ...]]:
+    """The shapes of a call's output(s) and inputs."""
+    n_out = len(rec.out) if type(rec.out) is tuple else 1
+    shapes = [rec.output_meta(k)[0] for k in range(n_out)]
+    for k, node in enumerate(rec.parents):
+        x = rec.saved[k] if rec.saved is not None else None
+        if hasattr(x, "shape"):
+            shapes.append(tuple(x.shape))
+        elif node is not None and node.meta() is not None:
+            shapes.append(node.meta()[0])
+    return shapes
 
 
 # ----------------------------------------------------------------------- leaves
@@ -383,13 +399,16 @@ def commit_leaves(grads: dict, create_graph: bool) -> None:
 # ----------------------------------------------------------------------- anomaly
 
 
-def check_finite(op: Any, stage: str, value: Any, site: str | None) -> None:
-    """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only)."""
+def check_finite(op: Any, stage: str, value: Any, site: Any) -> None:
+    """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only).
+
+    ``site`` is the user's source line, or a function finding it (called on failure)."""
     arr = getattr(value, "_data", value)
     if arr is None or not hasattr(arr, "dtype") or arr.dtype.kind not in "fc":
         return
     if not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "inf"
+        site = site() if callable(site) else site
         raise FloatingPointError(
             f"detect_anomaly: the {stage} of op {op.name!r} (from {op.source}) produced "
             f"{bad}; the op was called at {site or '<unknown>'}")

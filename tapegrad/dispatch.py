@@ -104,7 +104,11 @@ def _numpy_name(func: Callable) -> str:
     return f"{prefix}.{func.__name__}"
 
 
-def conversion_error(t: Any) -> ConversionError:
+def conversion_error(t: Any) -> Exception:
+    if STATE.thread.strict:
+        return DifferentiabilityError("its vjp converted a tracked Tensor to a plain "
+                                      "array (np.asarray or a function tapegrad has no op "
+                                      "for), which would drop the gradient")
     node = t._node
     what = (f"the result of op {node.op.name!r}" if hasattr(node, "op")
             else "a tensor that requires grad")

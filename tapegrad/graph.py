@@ -127,7 +127,7 @@ def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
     names = list(info.params)
     if len(extra) > len(names):
         raise TypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} input(s) and "
-                        f"params {names}, got {info.nargs + len(extra)} positional arguments")
+                        f"params {names}, but {info.nargs + len(extra)} were given")
     unknown = params.keys() - info.params.keys()
     if unknown:
         raise TypeError(f"op {info.name!r} ({info.source}) got unexpected parameter(s) "
@@ -146,7 +146,7 @@ def record(info: OpInfo, parents: tuple, arrays: tuple, out: Any, params: dict) 
     """Append one record for a call with tracked inputs; return the output tensor(s)."""
     if not STATE.quiet:
         if STATE.anomaly:
-            check_finite(info, "forward", out, None)
+            check_finite(info, "forward", out, user_site)
         if not STATE.thread.grad_enabled:
             return untracked(info, out, arrays)
     outs = checked_outputs(info, out, arrays)
@@ -178,9 +178,9 @@ def what_to_save(info: OpInfo, parents: tuple, arrays: tuple) -> tuple[tuple | N
     """
     keep = info.definition.save_inputs
     if keep is not True:
-        if keep == "shape" and None in parents:
-            return tuple(ShapeOf(a.shape, a.dtype) if n is None and hasattr(a, "shape")
-                         else None for a, n in zip(arrays, parents, strict=True)), None
+        if keep == "shape":
+            return tuple(ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a
+                         for a in arrays), None
         return None, None
     private = tuple(n is not None and type(n) is not Leaf and getattr(a, "base", 0) is None
                     for a, n in zip(arrays, parents, strict=True))
@@ -209,7 +209,7 @@ def checked_outputs(info: OpInfo, out: Any, arrays: tuple) -> tuple | None:
 def untracked(info: OpInfo, out: Any, arrays: tuple) -> Any:
     """The result of a call nothing records."""
     if not STATE.quiet and STATE.anomaly:
-        check_finite(info, "forward", out, None)
+        check_finite(info, "forward", out, user_site)
     if isinstance(out, tuple):
         ts = [_make(_as_array(info, o), None) for o in out]
         return tuple(ts) if type(out) is tuple else type(out)(*ts)

@@ -22,6 +22,7 @@ COPY_LIMIT = 1024
 
 _counts: dict[int, list] = {}  # id(array) -> [array, number of live records locking it]
 _mutex = threading.Lock()
+_pending: list[ndarray] = []  # unlocked views whose owner was still locked
 
 
 class Locks(list):
@@ -31,21 +32,28 @@ class Locks(list):
 
     def __del__(self) -> None:
         with _mutex:
-            for a in self:  # owners first, then their views (a view of a locked owner stays read-only)
+            for a in self:  # owners first, then their views
                 rec = _counts.get(id(a))
                 if rec is None or rec[0] is not a:
                     continue
                 rec[1] -= 1
                 if rec[1] == 0:
                     del _counts[id(a)]
-                    _unlock(a)
+                    _pending.append(a)
+            while True:  # views after their owners: repeat while something unlocks
+                left = [a for a in _pending if not _unlock(a)]
+                done = len(left) == len(_pending)
+                _pending[:] = left
+                if done:
+                    break
 
 
-def _unlock(a: ndarray) -> None:
+def _unlock(a: ndarray) -> bool:
     try:
         a.setflags(write=True)
-    except ValueError:  # its owner is still locked by another record: it stays read-only
-        pass
+    except ValueError:  # its owner is still locked by another record: retried later
+        return False
+    return True
 
 
 def _owner(a: ndarray) -> ndarray:

@@ -77,7 +77,7 @@ class Tape:
     def __init__(self, persistent: bool = False) -> None:
         self.persistent = persistent
         self.records: list[Record] = []
-        self._watched: list[Tensor] = []
+        self._watched: dict[Tensor, Watched] = {}  # tensor -> its node (kept after exit)
         self._active = False
         self._used = False
 
@@ -96,7 +96,7 @@ class Tape:
         self._active = False
         STATE.leave()
         for t in self._watched:
-            if type(t._node) is Watched and not any(t in tp._watched for tp in tapes):
+            if t._node is self._watched[t] and not any(t in tp._watched for tp in tapes):
                 t._node = None
 
     @property
@@ -116,7 +116,7 @@ class Tape:
                 raise TypeError(f"Tape.watch(): cannot watch a tensor of dtype {t.dtype}")
             if t._node is None:
                 t._node = Watched(t)
-            self._watched.append(t)
+            self._watched.setdefault(t, t._node)
 
     def gradient(self, target: Tensor, sources: Tensor | Iterable[Tensor],
                  output_gradients: Any = None) -> Any:
@@ -139,7 +139,8 @@ class Tape:
                 raise TypeError(f"Tape.gradient() takes Tensors, got {type(s).__name__}")
         recording = STATE.thread.grad_enabled and any(t is not self for t in STATE.tapes)
         grads = self._replay(target, srcs, output_gradients, recording)
-        results = [_result(grads.get(s._node), s, recording) for s in srcs]
+        results = [_result(grads.get(s._node or self._watched.get(s)), s, recording)
+                   for s in srcs]
         return results[0] if single else results
 
     def _replay(self, target: Tensor, srcs: list, seed: Any, recording: bool) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import graph
+from tapegrad.state import STATE
 
 
 def _line() -> int:
@@ -53,7 +53,7 @@ def test_anomaly_reports_untracked_forward_too():
 
 
 def test_no_anomaly_check_outside_the_block():
-    assert graph.anomaly_flag[0] == 0
+    assert STATE.anomaly == 0
     with np.errstate(divide="ignore"):
         y = tg.ops.log(tg.tensor([0.0], requires_grad=True))
     assert np.isneginf(y.data[0])
@@ -62,21 +62,21 @@ def test_no_anomaly_check_outside_the_block():
 def test_anomaly_blocks_nest_and_restore_the_flag():
     with tg.detect_anomaly():
         with tg.detect_anomaly():
-            assert graph.anomaly_flag[0] == 2
-        assert graph.anomaly_flag[0] == 1
-    assert graph.anomaly_flag[0] == 0
+            assert STATE.anomaly == 2
+        assert STATE.anomaly == 1
+    assert STATE.anomaly == 0
     with pytest.raises(ZeroDivisionError), tg.detect_anomaly():
         1 / 0  # noqa: B018
-    assert graph.anomaly_flag[0] == 0
+    assert STATE.anomaly == 0
 
 
 def test_anomaly_as_decorator_and_threads():
     @tg.detect_anomaly()
     def step():
-        return graph.anomaly_flag[0]
+        return STATE.anomaly
 
     assert step() == 1
-    assert graph.anomaly_flag[0] == 0
+    assert STATE.anomaly == 0
 
     barrier = threading.Barrier(4)
 
@@ -90,15 +90,15 @@ def test_anomaly_as_decorator_and_threads():
         t.start()
     for t in threads:
         t.join()
-    assert graph.anomaly_flag[0] == 0
+    assert STATE.anomaly == 0
 
 
 def test_site_is_captured_only_in_anomaly_mode():
     x = tg.tensor(1.0, requires_grad=True)
-    assert (x * 2.0).site is None
+    assert (x * 2.0)._node.site is None
     with tg.detect_anomaly():
         line = _line(); y = x * 2.0  # noqa: E702
-    assert y.site.startswith(f"{__file__}:{line}")
+    assert y._node.site.startswith(f"{__file__}:{line}")
 
 
 # ----------------------------------------------------------------------- hooks

@@ -111,8 +111,10 @@ def test_results_of_recorded_ops_are_read_only():
     z = (y * y).sum()
     with pytest.raises(ValueError, match="read-only"):
         y.data[0] = 0.0
+    with pytest.raises(TypeError, match="implicitly"):
+        np.asarray(y)  # a tracked result never becomes a plain array behind the user's back
     with pytest.raises(ValueError, match="read-only"):
-        np.asarray(y)[0] = 0.0
+        y.detach().data[0] = 0.0
     with pytest.raises(RuntimeError, match="recorded op"):
         y.data = np.zeros(2)
     z.backward()

@@ -138,9 +138,9 @@ def test_spec_ops_bind_tensor_methods():
 def test_numpy_ufuncs_on_tensors_run_the_spec_ops():
     x = tg.tensor([0.5, 1.5], requires_grad=True)
     y = np.exp(x)
-    assert isinstance(y, tg.Tensor) and y.op is tg.get_op("exp")
+    assert isinstance(y, tg.Tensor) and y._node.op is tg.get_op("exp")
     z = np.log1p(np.sin(y))
-    assert z.op.name == "log1p"
+    assert z._node.op.name == "log1p"
     z.sum().backward()
     ex = np.exp(x.data)
     np.testing.assert_allclose(x.grad, np.cos(ex) * ex / (1 + np.sin(ex)))
@@ -150,9 +150,9 @@ def test_numpy_ufuncs_on_tensors_run_the_spec_ops():
 
 def test_rules_keep_only_what_they_use():
     exp, log, elu = (tg.get_op(n).definition for n in ("exp", "log", "elu"))
-    assert (exp.save_inputs, exp.save_out) == (False, True)     # g * out
-    assert (log.save_inputs, log.save_out) == (True, False)     # g / x
-    assert (elu.save_inputs, elu.save_out) == (True, True)
+    assert exp.save_inputs is False     # g * out
+    assert log.save_inputs is True      # g / x
+    assert elu.save_inputs is True
     assert isinstance(exp.vjp, tuple) and len(exp.vjp) == 1
 
 
@@ -450,9 +450,7 @@ def test_integer_literals_in_rules_keep_float32_gradients(load):
     tg.ops.spec_t_cube(x).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad, [3.0, 12.0, 0.75], rtol=1e-6)
-    # the plain and the recorded rule see the same floats
     g, xd = np.ones(3, np.float32), x.data.copy()
-    assert info.definition.plain_vjp[0](g, None, xd).dtype == np.float32
     assert info.definition.vjp[0](g, None, xd).dtype == np.float32
     _, tangent = tg.jvp(tg.ops.spec_t_cube, (np.array([2.0]),), (np.array([1.0]),))
     np.testing.assert_allclose(tangent, [12.0])
