@@ -247,6 +247,7 @@ def _spectral_norm_grad(gk, x, ord, axes):
     xm = np.transpose(x, perm)
     gm = np.transpose(gk, perm)[..., 0, :]          # (..., 1): one value per matrix
     s = np.linalg.svdvals(xm)
+    gm = gm * (np.max(s, axis=-1, keepdims=True) > 0)    # 0 at 0, as the vector 2-norm
     if ord == "nuc":
         gs = gm * np.ones(s.shape)
     else:
