@@ -293,7 +293,7 @@ def _spd(rng, shape):
 
 def _square_samples(rng):
     return [((_matrices(rng, (3, 3)),), {}), ((_matrices(rng, (2, 3, 3)),), {}),
-            ((_matrices(rng, (1, 1)),), {})]
+            ((_matrices(rng, (2, 2)),), {})]
 
 
 def _pinv_samples(rng):

@@ -48,6 +48,14 @@ def contracted_axes(axes, nda, ndb):
     return [int(i) % nda for i in ax_a], [int(i) % ndb for i in ax_b]
 
 
+def tensordot(a, b, axes=2):
+    try:
+        return np.tensordot(a, b, axes)
+    except IndexError as exc:  # NumPy's answer when axes name more axes than there are
+        raise ValueError(f"tensordot: axes={axes!r} do not fit operands of shapes "
+                         f"{np.shape(a)} and {np.shape(b)}") from exc
+
+
 def _inverse(perm):
     return tuple(int(i) for i in np.argsort(perm))
 
@@ -379,7 +387,7 @@ def tapegrad_ops():
         OpDef("outer", np.outer, (outer_grad_a, outer_grad_b), jvp=bilinear(np.outer), params={},
               implements=(np.outer,), samples=_outer_samples, complex=True,
               doc="np.outer: outer product of the flattened operands"),
-        OpDef("tensordot", np.tensordot, (tensordot_grad_a, tensordot_grad_b),
+        OpDef("tensordot", tensordot, (tensordot_grad_a, tensordot_grad_b),
               jvp=bilinear(np.tensordot), params={"axes": 2}, implements=(np.tensordot,),
               samples=_tensordot_samples, complex=True,
               doc="np.tensordot: sum over the given axes (an int, or a pair of sequences)"),
