@@ -21,10 +21,23 @@ def _as_float(x: Any) -> np.ndarray:
 
 
 def _scalar(out: Any) -> float:
+    """The value of a one-element output; its real part if complex (see :func:`_probe`)."""
     data = out.data if isinstance(out, Tensor) else np.asarray(out)
     if data.size != 1:
         raise ValueError(f"numerical_grad: f must return one element, got shape {data.shape}")
-    return float(data.reshape(()))
+    return float(np.real(data.reshape(())))
+
+
+def _probe(out0: Any) -> np.ndarray:
+    """Fixed random weights for ``sum(f(x) * probe)``. A complex output gets complex
+    weights: the real part of that sum, the scalar checked, then sees both parts of every
+    element, and its cotangent (seed 1) is the same in either complex convention."""
+    data = _as_float(out0)
+    rng = np.random.default_rng(0)
+    probe = rng.uniform(0.5, 1.5, data.shape)
+    if data.dtype.kind == "c":
+        probe = probe + 1j * rng.uniform(-1.5, 1.5, data.shape)
+    return probe
 
 
 def numerical_grad(f: Callable[..., Any], x: Any, *args: Any, argnum: int = 0,
@@ -150,7 +163,7 @@ def forward_grads(f: Callable[..., Any], args: list[Any], i: int,
         e.reshape(-1)[k] = 1
         tangents = [e if j == i else None for j in nums]
         _, t = jvp(partial, primals, tangents)
-        flat[k] = float(np.asarray(t.data if isinstance(t, Tensor) else t).reshape(()))
+        flat[k] = float(np.real(np.asarray(t.data if isinstance(t, Tensor) else t)).reshape(()))
     return out
 
 
@@ -196,8 +209,7 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
     rt, at = _tolerances(low, rtol, atol)
     if eps is None and low != np.float64:
         eps = 1e-3
-    out_shape = np.shape(out0.data if isinstance(out0, Tensor) else out0)
-    probe = np.random.default_rng(0).uniform(0.5, 1.5, out_shape)
+    probe = _probe(out0)
 
     def objective(*xs: Any) -> Any:
         return (f(*xs) * probe).sum()
@@ -391,7 +403,7 @@ def _measure(f: Callable[..., Any], args: list[Any], nums: list[int], res: OpChe
     low = min([_as_float(args[i]).dtype for i in nums] + [_as_float(out0).dtype],
               key=lambda d: np.finfo(d).precision)
     rt, at = _tolerances(low, rtol, atol)
-    probe = np.random.default_rng(0).uniform(0.5, 1.5, np.shape(_as_float(out0)))
+    probe = _probe(out0)
 
     def objective(*xs: Any) -> Any:
         return (f(*xs) * probe).sum()

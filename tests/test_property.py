@@ -567,10 +567,22 @@ def check_reverse_float32(prog: Program) -> None:
 # ----------------------------------------------------------------------- the tests
 
 
+def _complex_valued(info) -> bool:
+    """Ops whose samples all give complex outputs (np.fft.fft of a real input): the
+    programs here are real-valued, so these are checked by the gradient checker alone."""
+    outs = []
+    for inputs, params in op_samples(info, np.random.default_rng(0)):
+        args = (list(inputs[0]),) if info.variadic else inputs
+        outs.append(np.iscomplexobj(info.definition.forward(*args, **{**info.params,
+                                                                     **params})))
+    return bool(outs) and all(outs)
+
+
 def test_catalogue_covers_every_differentiable_op():
     """Every differentiable op (built-in, plugin, YAML) takes part in random programs."""
     covered = {c.name for c in CATALOGUE}
-    missing = [i.name for i in tg.list_ops() if i.differentiable and i.name not in covered]
+    missing = [i.name for i in tg.list_ops() if i.differentiable and i.name not in covered
+               and not _complex_valued(i)]
     assert not missing, f"ops whose samples/domain gave no usable case: {missing}"
     assert ELEMENTWISE and STRUCTURED
 
