@@ -340,9 +340,10 @@ class _Spec:
             return None
         mod = _allowed_module(w, module)
         qualified = "np." + name if module == "numpy" else f"{module}.{name}"
-        fn = getattr(mod, name, None)
+        # vars(), not getattr(): a module's __getattr__ may import submodules lazily.
+        fn = vars(mod).get(name)
         if not isinstance(fn, np.ufunc):
-            ufuncs = [n for n in dir(mod) if isinstance(getattr(mod, n, None), np.ufunc)]
+            ufuncs = [n for n, v in vars(mod).items() if isinstance(v, np.ufunc)]
             what = "a NumPy ufunc" if module == "numpy" else f"a ufunc of {module}"
             raise fail(w, f"not {what}", name, close_matches(name, ufuncs))
         if fn.nin != len(self.args) or fn.nout != 1:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tapegrad as tg
 from tapegrad import spec as specmod
@@ -74,6 +76,31 @@ def test_refused_ufunc_names(value, words, monkeypatch):
     for w in ["u.yaml", "op 'f'", "field 'ufunc'", *words]:
         assert w in msg, (w, msg)
     assert set(imported) <= set(specmod.UFUNC_MODULES)
+
+
+@pytest.mark.parametrize("module", ["numpy", "scipy.special"])
+def test_module_getattr_hooks_are_never_consulted(module, monkeypatch):
+    """Names are looked up in the module's own namespace: a module ``__getattr__`` (which
+    NumPy and SciPy use to import submodules lazily) never runs."""
+    mod = pytest.importorskip(module)
+    asked = []
+    monkeypatch.setattr(mod, "__getattr__", lambda name: asked.append(name), raising=False)
+    msg = spec_error(op_yaml("f", **good(ufunc=f"{module}.lazy_submodule")))
+    assert "field 'ufunc'" in msg and "not a" in msg
+    assert asked == []
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(value=st.one_of(
+    st.text(max_size=30),
+    st.lists(st.sampled_from(["numpy", "scipy", "special", "os", "erf", "exp", "_ufuncs",
+                              "__class__", "linalg", "f2py", "", "sys"]),
+             min_size=1, max_size=4).map(".".join)))
+def test_random_ufunc_names_give_an_op_or_spec_error(value):
+    try:
+        specmod.compile_spec_source(op_yaml("f", **good(ufunc=value)), REGISTRY.ops)
+    except tg.SpecError as exc:
+        assert "field 'ufunc'" in str(exc)
 
 
 def test_numpy_and_ufunc_together_and_params_are_refused():
