@@ -214,6 +214,11 @@ def test_stats_match_scipy_stats(dist, fn, args):
     np.testing.assert_allclose(value(ours), ref, rtol=1e-10, atol=1e-300)
 
 
+def test_linsolve_wants_a_matrix_right_hand_side():
+    with pytest.raises(Exception, match=r"b\[\.\.\., None\]"):
+        tg.ops.linsolve(np.eye(2), np.ones(2))
+
+
 def test_stats_refuse_what_scipy_refuses():
     with pytest.raises(ValueError, match="simplex"):
         stats.dirichlet.logpdf(np.array([0.2, 0.2, 0.2]), ALPHA)

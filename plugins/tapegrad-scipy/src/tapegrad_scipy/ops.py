@@ -88,6 +88,13 @@ def _mT(a):
     return np.swapaxes(a, -1, -2)
 
 
+def linsolve_forward(a, b):
+    if np.ndim(b) < 2:
+        raise ValueError(f"linsolve: b must be a matrix (..., n, k), got shape {np.shape(b)}; "
+                         "pass b[..., None] for a vector")
+    return np.linalg.solve(a, b)
+
+
 def linsolve_vjp(g, out, a, b):
     gb = _linsolve(_mT(a), g)
     return -(gb @ _mT(out)), gb
@@ -150,7 +157,7 @@ def op_definitions() -> list[OpDef]:
         OpDef("yn", yn_forward, yn_vjp, nargs=2, nondiff=(0,), implements=(sp.yn,),
               samples=_yn_samples,
               doc="Bessel function of the second kind of integer order n; gradient in x"),
-        OpDef("linsolve", np.linalg.solve, linsolve_vjp, jvp=linsolve_jvp, nargs=2,
+        OpDef("linsolve", linsolve_forward, linsolve_vjp, jvp=linsolve_jvp, nargs=2,
               samples=_linsolve_samples,
               doc="solve(a, b) for square a (..., n, n) and b (..., n, k)"),
         OpDef("matinv", np.linalg.inv, matinv_vjp, jvp=matinv_jvp, nargs=1,
