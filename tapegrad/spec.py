@@ -19,6 +19,7 @@ Entry points: :func:`compile_spec_file` (called by the registry for every file a
 
 from __future__ import annotations
 
+import importlib
 import keyword
 import math
 import os
@@ -45,13 +46,16 @@ from .opdef import OpDef, OpInfo
 from .tensor import Tensor
 
 __all__ = ["compile_spec_file", "compile_spec_source", "compile_spec_data", "load_spec",
-           "OP_FIELDS", "MAX_FORMULA_LENGTH", "MAX_DEPTH"]
+           "OP_FIELDS", "UFUNC_MODULES", "MAX_FORMULA_LENGTH", "MAX_DEPTH"]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: The keys an op entry may have.
-OP_FIELDS = ("args", "params", "forward", "numpy", "vjp", "jvp", "nondiff", "method",
-             "domain", "samples", "doc", "complex")
+OP_FIELDS = ("args", "params", "forward", "numpy", "ufunc", "vjp", "jvp", "nondiff",
+             "method", "domain", "samples", "doc", "complex")
+#: The only modules a ``ufunc:`` field may name (``ufunc: scipy.special.gammaln``). Spec
+#: files never import anything else: a name outside these is refused before any import.
+UFUNC_MODULES = ("numpy", "scipy.special")
 _MAX_YAML_DEPTH = 32
 _MAX_SAMPLE_SIZE = 10_000
 # ----------------------------------------------------------------------------- YAML
@@ -184,6 +188,32 @@ def _interval(where: Where, v: Any) -> list[tuple[float, float]]:
     return out
 
 
+def _ufunc_path(where: Where, value: Any) -> tuple[str, str]:
+    """``MODULE.NAME`` split, each part checked; the module must be in UFUNC_MODULES."""
+    allowed = ", ".join(UFUNC_MODULES)
+    if not isinstance(value, str) or "." not in value:
+        raise fail(where, "expected MODULE.NAME of a ufunc", value,
+                    f"e.g. ufunc: scipy.special.gammaln (modules: {allowed})")
+    module, _, name = value.rpartition(".")
+    if module not in UFUNC_MODULES:
+        raise fail(where, "module not allowed", module,
+                    close_matches(module, UFUNC_MODULES) or f"allowed modules: {allowed}")
+    if not name.isidentifier() or name.startswith("_"):
+        raise fail(where, "expected the name of a ufunc", name)
+    return module, name
+
+
+def _allowed_module(where: Where, module: str) -> Any:
+    """Import ``module``, which the caller checked is one of UFUNC_MODULES."""
+    if module not in UFUNC_MODULES:  # never import a name that is not on the list
+        raise fail(where, "module not allowed", module)
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise fail(where, f"cannot import {module} ({exc})", module,
+                    f"install {module.partition('.')[0]}") from None
+
+
 class _Spec:
     """One op entry, validated; forward compiled in pass 1, rules in pass 2."""
 
@@ -207,7 +237,8 @@ class _Spec:
         self.ufunc = self._ufunc()
         if "forward" not in raw and self.ufunc is None:
             raise fail(where.at("forward"), "missing field", "forward",
-                        "give a forward formula (or numpy: NAME of a NumPy ufunc)")
+                        "give a forward formula (or numpy: NAME of a NumPy ufunc, or "
+                        "ufunc: scipy.special.NAME)")
         self.forward: Callable[..., Any] | None = None
 
     # -- fields
@@ -292,21 +323,34 @@ class _Spec:
         return doc.strip()
 
     def _ufunc(self) -> np.ufunc | None:
-        if "numpy" not in self.raw:
+        """The ufunc named by ``numpy: NAME`` or ``ufunc: MODULE.NAME`` (either, not both)."""
+        if "numpy" in self.raw and "ufunc" in self.raw:
+            raise fail(self.where.at("ufunc"), "give numpy or ufunc, not both",
+                        self.raw["ufunc"], "numpy: exp is short for ufunc: numpy.exp")
+        if "numpy" in self.raw:
+            field, module, name = "numpy", "numpy", self.raw["numpy"]
+            w = self.where.at(field)
+            if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+                raise fail(w, "expected the name of a NumPy ufunc", name)
+        elif "ufunc" in self.raw:
+            field = "ufunc"
+            w = self.where.at(field)
+            module, name = _ufunc_path(w, self.raw["ufunc"])
+        else:
             return None
-        w = self.where.at("numpy")
-        name = self.raw["numpy"]
-        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-            raise fail(w, "expected the name of a NumPy ufunc", name)
-        fn = getattr(np, name, None)
+        mod = _allowed_module(w, module)
+        qualified = "np." + name if module == "numpy" else f"{module}.{name}"
+        # vars(), not getattr(): a module's __getattr__ may import submodules lazily.
+        fn = vars(mod).get(name)
         if not isinstance(fn, np.ufunc):
-            ufuncs = [n for n in dir(np) if isinstance(getattr(np, n, None), np.ufunc)]
-            raise fail(w, "not a NumPy ufunc", name, close_matches(name, ufuncs))
+            ufuncs = [n for n, v in vars(mod).items() if isinstance(v, np.ufunc)]
+            what = "a NumPy ufunc" if module == "numpy" else f"a ufunc of {module}"
+            raise fail(w, f"not {what}", name, close_matches(name, ufuncs))
         if fn.nin != len(self.args) or fn.nout != 1:
-            raise fail(w, f"np.{name} takes {fn.nin} input(s) and gives {fn.nout} "
+            raise fail(w, f"{qualified} takes {fn.nin} input(s) and gives {fn.nout} "
                         f"output(s); this op has {len(self.args)} arg(s)", name)
         if "forward" not in self.raw and self.params:
-            raise fail(self.where.at("params"), "an op whose forward is a NumPy ufunc "
+            raise fail(self.where.at("params"), "an op whose forward is a ufunc "
                         "takes no params", list(self.params))
         return fn
 

@@ -1,0 +1,30 @@
+"""tapegrad-scipy: differentiable scipy.special and scipy.stats for tapegrad, as a plugin.
+
+Installing the distribution is all it takes: its entry point (group ``tapegrad``, name
+``scipy``) registers the scipy.special ufuncs as ops (``tg.ops.gammaln``, ...; declared
+in ``special.yaml``, their forward the SciPy ufunc itself, so
+``scipy.special.gammaln(tensor)`` is recorded) and a few Python ops (``ops.py``).
+Without installing, register it at run time::
+
+    import tapegrad as tg, tapegrad_scipy.plugin
+    tg.register_plugin(tapegrad_scipy.plugin, name="scipy")
+
+Then ``tapegrad_scipy.special`` (SciPy's signatures, including the functions SciPy
+writes in Python: ``logsumexp``, ``softmax``, ``polygamma``, ``multigammaln``, ...)
+and ``tapegrad_scipy.stats`` (``norm.logpdf(x, loc=0, scale=1)`` & co.).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["special", "stats"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the plugin module is loaded while tapegrad itself imports.
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
