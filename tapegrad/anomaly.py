@@ -8,8 +8,9 @@ is on, so normal runs pay one list read per op and nothing else.
 
 The switch is a process-wide counter (``STATE.anomaly``, see ``state.py``) so that op
 callers can test it without touching thread-local state; nested and concurrent
-``detect_anomaly()`` blocks compose: checking stays on until the last one exits. (Threads that did not ask for it are checked too while any
-block is open: that costs time, never correctness.)
+``detect_anomaly()`` blocks compose: checking stays on until the last one exits.
+(Threads that did not ask for it are checked too while any block is open: that costs
+time, never correctness.)
 """
 
 from __future__ import annotations

@@ -39,11 +39,11 @@ import numpy as np
 
 from . import tree
 from .backward import _stand_ins, check_finite, strict_vjp
-from .entry import Leaf, Part, Record
+from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
-from .tensor import Tensor, _make, wire
+from .tensor import Tensor, wire
 from .transforms import finish, float_array, gradient_scope, is_nested, new_leaf, trace
 
 __all__ = ["jvp", "native_jvp_ops"]

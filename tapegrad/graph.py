@@ -230,8 +230,7 @@ def _as_array(info: OpInfo, out: Any) -> Any:
 
 
 def _complex(outs: tuple, arrays: tuple, parents: tuple) -> bool:
-    if any(o.dtype.kind == "c" for o in outs):
-        return True
+    """Whether a complex value that needs a gradient is an input of the call."""
     return any(n is not None and getattr(a, "dtype", None) is not None and a.dtype.kind == "c"
                for a, n in zip(arrays, parents, strict=True))
 

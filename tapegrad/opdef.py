@@ -58,7 +58,10 @@ class OpDef:
             reflected names (``"__radd__"``) are bound with the operands swapped.
         properties: names bound as read-only properties on ``Tensor`` (``"T"``).
         implements: NumPy functions this op stands in for when called on Tensors
-            (``np.sum(t)``); a ufunc ``forward`` is implied.
+            (``np.sum(t)``); a ufunc ``forward`` is implied. An entry may be a pair
+            ``(np.FUNC, adapter)`` when the op's signature differs from NumPy's:
+            ``adapter(op, *args, **kwargs)`` calls the op (``np.einsum("ij,jk", a, b)``
+            -> ``op([a, b], subscripts="ij,jk")``).
         complex: the rules are right for complex inputs too. Rules follow HIPS
             autograd's convention (the vjp of a holomorphic ``f`` is ``g * f'(z)``, no
             conjugate); the engine conjugates at the boundary, so users see PyTorch's

@@ -13,6 +13,7 @@ Setting ``TAPEGRAD_DISABLE_PLUGINS=name1,name2`` blocks plugins by name.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -281,7 +282,10 @@ class Registry:
             if isinstance(d.forward, np.ufunc) and d.forward.nin == info.nargs:
                 targets.append(d.forward)
             for fn in targets:
-                (ufuncs if isinstance(fn, np.ufunc) else functions).setdefault(fn, info.call)
+                call = info.call
+                if isinstance(fn, tuple):  # (NumPy function, adapter of its signature)
+                    fn, call = fn[0], functools.partial(fn[1], info.call)
+                (ufuncs if isinstance(fn, np.ufunc) else functions).setdefault(fn, call)
         dispatch.TABLES = (ufuncs, functions)  # one store: readers see old or new, whole
 
 

@@ -50,7 +50,7 @@ from . import tree
 from .entry import Leaf, Part
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
-from .tensor import Tensor, _make, tensor
+from .tensor import Tensor, _make
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]
 

@@ -585,6 +585,8 @@ def tapegrad_ops():
               doc="elements at indices along an axis (repeated indices accumulate)"),
         OpDef("select", select, select_grad, jvp=_joined(_select), variadic=True,
               params={"condlist": None}, samples=_select_samples,
+              implements=((np.select, lambda op, condlist, choicelist, default=0:
+                           op([*choicelist, default], condlist=condlist)),),
               complex=True, doc="select(choicelist [+ default], condlist=): the choice of the "
                                 "first true condition (conditions get no gradient)"),
         OpDef("full", full, (None, lambda g, out, shape, fill_value, **p: g),

@@ -401,6 +401,8 @@ def tapegrad_ops():
               doc="np.linalg.multi_dot: a chain of matrix products (1-D ends allowed)"),
         OpDef("einsum", einsum_forward, einsum_grad, jvp=einsum_jvp, variadic=True,
               params={"subscripts": None, "optimize": False}, samples=_einsum_samples,
+              implements=((np.einsum, lambda op, subscripts, *operands, **kw:
+                           op(list(operands), subscripts=subscripts, **kw)),),
               complex=True,
               doc="np.einsum over a list of operands: explicit, implicit, repeated labels, "
                   "ellipsis"),
