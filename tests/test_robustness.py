@@ -548,3 +548,102 @@ def test_cli_plugins_wraps_to_the_terminal_width(capsys, monkeypatch):
     monkeypatch.delenv("COLUMNS")
     code, out, _ = cli(capsys, "plugins")  # to a pipe: one line per plugin
     assert len(out.splitlines()) == 2 + len(tg.plugin_manager().list_name_plugin())
+
+
+# ------------------------------------------------------------------ the gradient checker
+
+def test_compare_fails_where_one_side_is_not_finite():
+    from tapegrad.gradcheck import compare
+
+    with pytest.raises(tg.GradcheckError) as info:
+        compare(np.array([1.0, 2.0]), np.array([np.nan, 2.0]), "f", 1e-5, 1e-6)
+    assert str(info.value).startswith(
+        "f: gradients disagree (1 of 2 elements off; 1 element(s) NaN or inf on one side "
+        "only (the gradient is not finite there)). Worst at index (0,): analytic 1, "
+        "numerical nan.")
+    with pytest.raises(tg.GradcheckError, match="analytic inf, numerical 3"):
+        compare(np.array([np.inf]), np.array([3.0]), "f", 1e-5, 1e-6)
+    with pytest.raises(tg.GradcheckError, match="analytic nan, numerical nan"):
+        compare(np.array([np.nan]), np.array([np.nan]), "f", 1e-5, 1e-6)
+    compare(np.array([np.inf, 1.0]), np.array([np.inf, 1.0]), "f", 1e-5, 1e-6)  # the same
+
+
+def test_check_grads_fails_a_wrong_rule_where_the_numerical_gradient_is_nan(register):
+    # sqrt at 1e-7: finite, but x - eps < 0, so the finite difference is NaN. The rule
+    # (zero) is wrong; comparing NaN with `err > tol` used to let it pass.
+    register(tg.OpDef("rb_wrong_sqrt", np.sqrt, lambda g, out, x: (g * 0.0,)))
+    with np.errstate(invalid="ignore"), pytest.raises(tg.GradcheckError) as info:
+        tg.check_grads(tg.ops.rb_wrong_sqrt, np.array([1e-7, 0.25]))
+    assert "analytic 0, numerical nan" in str(info.value)
+
+
+def test_check_grads_reports_a_function_that_is_not_finite_at_the_inputs():
+    with np.errstate(invalid="ignore"), pytest.raises(tg.GradcheckError) as info:
+        tg.check_grads(lambda x: x.log(), np.array([1.0, -1.0, 2.0]))
+    assert str(info.value) == (
+        "f: f is not finite at the inputs (NaN at output index (1,), 1 of 3 elements), so "
+        "its gradient cannot be checked there; check it at inputs where it is finite (for "
+        "an op: give it a domain or samples inside the domain of its function)")
+
+
+def test_cli_spec_with_a_domain_where_the_op_is_not_finite_says_so(tmp_path, capsys):
+    path = tmp_path / "rb_log.yaml"
+    path.write_text("ops:\n  rb_log:\n    args: [x]\n    forward: 'log(x)'\n"
+                    "    vjp: {x: 'g / x'}\n")  # default domain [-2, 2]
+    code, out, _ = cli(capsys, "spec", str(path))
+    assert code == 1
+    assert ("FAIL rb_log: op 'rb_log' sample 0: f is not finite at the inputs (NaN at output "
+            "index (0, 1), 4 of 12 elements), so its gradient cannot be checked there" in out)
+    assert "1 op checked: 0 passed, 1 failed" in out
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.sign(x),
+    lambda x: np.floor(x * 3.0),
+    lambda x: 2.0,
+    lambda x: tg.tensor(3.0),
+], ids=["sign", "floor", "number", "constant tensor"])
+def test_check_grads_of_an_untracked_output_compares_zero(f):
+    from tapegrad.gradcheck import reverse_grads
+
+    x = np.array([0.3, -0.7])
+    tg.check_grads(f, x, order=2)  # the gradient is zero, and so is the numerical one
+    _, grads = reverse_grads(lambda t: np.sum(f(t)), [x], [0])
+    np.testing.assert_array_equal(grads[0], [0.0, 0.0])
+
+
+def test_check_grads_of_an_untracked_output_still_fails_a_nonzero_derivative():
+    # floor(1000 x) changes between x - eps and x + eps at this x: numerically not 0.
+    with pytest.raises(tg.GradcheckError, match="analytic 0, numerical"):
+        tg.check_grads(lambda x: np.floor(x * 1e6), np.array([0.5 + 1e-7]))
+
+
+def test_grad_of_grad_of_the_identity_is_zero():
+    assert tg.grad(lambda x: x)(2.0) == 1.0
+    assert tg.grad(tg.grad(lambda x: x))(2.0) == 0.0
+    assert tg.grad(tg.grad(tg.grad(lambda x: x)))(2.0) == 0.0
+    assert tg.grad(tg.grad(lambda x: x * x))(2.0) == 2.0
+    np.testing.assert_array_equal(tg.jacobian(lambda x: x)(np.array([1.0, 2.0])), np.eye(2))
+    out, vjp_fn = tg.vjp(lambda x: x, np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(vjp_fn(np.array([3.0, 4.0]))[0], [3.0, 4.0])
+    ga, gb = tg.grad(lambda a, b: a, argnums=(0, 1))(2.0, 3.0)
+    assert (ga, gb) == (1.0, 0.0)
+
+
+def test_numerical_grad_of_complex_inputs_follows_pytorchs_convention():
+    from tapegrad.gradcheck import compare
+
+    z = np.array([1 + 2j, -0.5 + 0.25j])
+    w = np.array([0.3 - 1j, 2 + 0.5j])
+    # L = sum |z + w|^2 = sum (Re)^2 + (Im)^2: dL/dRe + 1j dL/dIm = 2 (z + w)
+    numeric = tg.numerical_grad(lambda t: (abs(t + w) ** 2).sum(), z)
+    assert numeric.dtype == np.complex128
+    np.testing.assert_allclose(numeric, 2 * (z + w), rtol=1e-8)
+    compare(2 * (z + w), numeric, "f", 1e-5, 1e-6)
+    with pytest.raises(tg.GradcheckError, match="2 of 2 elements off"):
+        compare(2 * np.conj(z + w), numeric, "f", 1e-5, 1e-6)  # the other convention
+
+
+def test_numerical_grad_refuses_a_complex_loss():
+    with pytest.raises(tg.GradcheckError, match="f must return a real number"):
+        tg.numerical_grad(lambda t: (t * 1j).sum(), np.array([1.0]))
