@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GradcheckError
+from .errors import GradcheckError, TapegradValueError
 from .opdef import OpInfo, Sample
 from .tape import no_grad
 from .tensor import Tensor, tensor
@@ -21,10 +21,10 @@ def _as_float(x: Any) -> np.ndarray:
 def _scalar(out: Any) -> float:
     data = out.data if isinstance(out, Tensor) else np.asarray(out)
     if data.size != 1:
-        raise GradcheckError(f"numerical_grad: f must return one element, got shape "
-                             f"{data.shape}")
+        raise TapegradValueError(f"numerical_grad: f must return one element, got shape "
+                                 f"{data.shape}")
     if data.dtype.kind == "c":
-        raise GradcheckError("numerical_grad: f must return a real number (a loss), got "
+        raise TapegradValueError("numerical_grad: f must return a real number (a loss), got "
                              f"{data.dtype}; check its real and imaginary parts separately")
     return float(data.reshape(()))
 
@@ -204,7 +204,8 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
     modes = tuple(modes)
     unknown = set(modes) - {"rev", "fwd"}
     if unknown:
-        raise ValueError(f"check_grads: unknown mode(s) {sorted(unknown)}; use 'rev', 'fwd'")
+        raise TapegradValueError(f"check_grads: unknown mode(s) {sorted(unknown)}; use "
+                                 "'rev', 'fwd'")
     args = list(args)
     nums = list(range(len(args)) if argnums is None else argnums)
     nums = [i for i in nums if np.asarray(_as_float(args[i])).dtype.kind in "fc"

@@ -1,7 +1,9 @@
 """YAML op specs: ops declared as formulas over registered ops, compiled, never eval'ed.
 
-A spec file is read with a safe YAML loader (``yaml.CSafeLoader`` when libyaml is there,
-else ``yaml.SafeLoader``; duplicate keys are refused), checked field by field, and each
+A spec file (a regular file of at most :data:`MAX_SPEC_BYTES`, 1 MB) is read with a safe
+YAML loader (``yaml.CSafeLoader`` when libyaml is there, else ``yaml.SafeLoader``;
+duplicate keys are refused, merge keys resolved in linear time, the expansion of aliases
+bounded), checked field by field (names are ASCII identifiers), and each
 formula is compiled by :mod:`tapegrad.formula` into a tree of closures that call
 registered ops: on plain
 ndarrays a call runs the op's raw NumPy forward (the fast path); when any value is a

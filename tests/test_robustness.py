@@ -15,6 +15,7 @@ import pytest
 
 import tapegrad as tg
 from tapegrad.registry import REGISTRY
+from tapegrad.testing import ops_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -645,5 +646,17 @@ def test_numerical_grad_of_complex_inputs_follows_pytorchs_convention():
 
 
 def test_numerical_grad_refuses_a_complex_loss():
-    with pytest.raises(tg.GradcheckError, match="f must return a real number"):
+    with pytest.raises(ValueError, match="f must return a real number") as info:
         tg.numerical_grad(lambda t: (t * 1j).sum(), np.array([1.0]))
+    assert isinstance(info.value, tg.TapegradError)
+
+
+@pytest.mark.parametrize("action, builtin", [
+    (lambda: tg.numerical_grad(lambda t: t * 1.0, np.ones(2)), ValueError),
+    (lambda: tg.check_grads(lambda t: t, np.ones(2), modes=("back",)), ValueError),
+    (lambda: ops_of(plugin="rb_nope"), LookupError),
+])
+def test_user_mistakes_in_the_checkers_are_tapegrad_errors(action, builtin):
+    with pytest.raises(builtin) as info:
+        action()
+    assert isinstance(info.value, tg.TapegradError)
