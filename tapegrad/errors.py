@@ -13,6 +13,27 @@ class TapegradError(Exception):
     """Base class of every error tapegrad raises on purpose."""
 
 
+class TapegradTypeError(TapegradError, TypeError):
+    """A value of the wrong type or dtype (a Tensor converted implicitly to an ndarray,
+    ``requires_grad`` on integers, ...)."""
+
+
+class TapegradValueError(TapegradError, ValueError):
+    """A value of the wrong shape, size or range (``backward()`` of a non-scalar, ...)."""
+
+
+class TapegradRuntimeError(TapegradError, RuntimeError):
+    """A misuse of the tape or of a graph (backward through it twice, a closed tape)."""
+
+
+class TapegradIndexError(TapegradError, IndexError):
+    """An index out of range (an ``argnums`` entry beyond the arguments)."""
+
+
+class TapegradLookupError(TapegradError, LookupError):
+    """A selection that matches nothing (``tapegrad.testing.ops_of`` with a typo)."""
+
+
 class PluginError(TapegradError):
     """A plugin misbehaved at registration: bad hook, bad op definition, clashing names."""
 

@@ -127,26 +127,39 @@ def close_matches(word: Any, options: Iterable[str]) -> str:
 
 
 class Callee:
-    """An op a formula may call: its raw forward, defaults, and (lazily) its caller."""
+    """An op a formula may call: its raw forward, defaults, and (lazily) its caller.
 
-    __slots__ = ("name", "nargs", "params", "forward", "variadic", "_table", "_call")
+    ``guard``, when given, wraps both (``guard(fn, name) -> fn``): checking a spec file
+    compiles it again with a guard that bounds the work of the check (see
+    :func:`tapegrad.spec.checkable`); registered ops are compiled without one."""
+
+    __slots__ = ("name", "nargs", "params", "forward", "variadic", "_table", "_call",
+                 "guard")
 
     def __init__(self, name: str, nargs: int, params: Mapping[str, Any],
-                 forward: Callable[..., Any], variadic: bool, table: Mapping[str, OpInfo]):
+                 forward: Callable[..., Any], variadic: bool, table: Mapping[str, OpInfo],
+                 guard: Callable[[Callable, str], Callable] | None = None):
         self.name, self.nargs, self.params = name, nargs, dict(params)
         self.forward, self.variadic, self._table = forward, variadic, table
         self._call: Callable[..., Any] | None = None
+        self.guard = guard
+        if guard is not None:
+            self.forward = guard(forward, name)
 
     @classmethod
-    def of(cls, info: OpInfo, table: Mapping[str, OpInfo]) -> Callee:
+    def of(cls, info: OpInfo, table: Mapping[str, OpInfo],
+           guard: Callable[[Callable, str], Callable] | None = None) -> Callee:
         return cls(info.name, info.nargs, info.params, info.definition.forward,
-                   info.variadic, table)
+                   info.variadic, table, guard)
 
     def call(self) -> Callable[..., Any]:
         """The recorded caller; ops of the file being compiled are in the table by then."""
         c = self._call
         if c is None:
-            c = self._call = self._table[self.name].call
+            c = self._table[self.name].call
+            if self.guard is not None:
+                c = self.guard(c, self.name)
+            self._call = c
         return c
 
 
@@ -206,6 +219,11 @@ class Compiler:
                         text[:60] + "...", "split it into ops of their own")
         if not text.strip():
             raise fail(where, "empty formula", text)
+        if not text.isascii():  # ast would NFKC-normalise names: 'ｅｘｐ(x)' calls exp
+            c = next(c for c in text if not c.isascii())
+            raise fail(where, f"non-ASCII character {c!r} (U+{ord(c):04X})", text,
+                       "formulas are ASCII: names of ops, args and params are ASCII "
+                       "identifiers")
         try:
             with warnings.catch_warnings():  # "invalid decimal literal" and the like:
                 warnings.simplefilter("error", SyntaxWarning)  # refuse, don't print

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .errors import GradcheckError
+from .errors import GradcheckError, TapegradValueError
 from .opdef import OpInfo, Sample
 from .tape import no_grad
 from .tensor import Tensor, tensor
@@ -24,7 +24,7 @@ def _scalar(out: Any) -> float:
     """The value of a one-element output; its real part if complex (see :func:`_probe`)."""
     data = out.data if isinstance(out, Tensor) else np.asarray(out)
     if data.size != 1:
-        raise ValueError(f"numerical_grad: f must return one element, got shape {data.shape}")
+        raise TapegradValueError(f"numerical_grad: f must return one element, got shape {data.shape}")
     return float(np.real(data.reshape(())))
 
 
@@ -45,11 +45,13 @@ def numerical_grad(f: Callable[..., Any], x: Any, *args: Any, argnum: int = 0,
     """Central finite-difference gradient of scalar ``f`` with respect to ``x``.
 
     ``f`` is called as ``f(x, *args)`` (or with ``x`` at position ``argnum``) on Tensors
-    holding perturbed copies of ``x``; nothing is recorded.
+    holding perturbed copies of ``x``; nothing is recorded. For a complex ``x`` the real
+    and imaginary parts are perturbed separately and the result follows PyTorch's
+    convention: ``dL/dRe(x) + 1j * dL/dIm(x)``.
     """
     base = _as_float(x).copy()
     if eps is None:
-        eps = 1e-6 if base.dtype == np.float64 else 1e-2
+        eps = 1e-6 if base.dtype in (np.float64, np.complex128) else 1e-2
     grad = np.zeros_like(base)
     flat = base.reshape(-1)
     gflat = grad.reshape(-1)
@@ -60,15 +62,32 @@ def numerical_grad(f: Callable[..., Any], x: Any, *args: Any, argnum: int = 0,
         with no_grad():
             return _scalar(f(*call))
 
+    steps = (eps, 1j * eps) if base.dtype.kind == "c" else (eps,)
     for i in range(flat.size):
         old = flat[i]
-        flat[i] = old + eps
-        up = value(base)
-        flat[i] = old - eps
-        down = value(base)
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
+        for step in steps:
+            flat[i] = old + step
+            up = value(base)
+            flat[i] = old - step
+            down = value(base)
+            flat[i] = old
+            gflat[i] += (up - down) / (2 * eps) * (step / eps)
     return grad
+
+
+def _require_finite(out: Any, name: str) -> None:
+    """A gradient check needs ``f`` finite at the inputs: NaN or inf there would make
+    every comparison meaningless (``err > tol`` is False for NaN)."""
+    data = np.asarray(out.data if isinstance(out, Tensor) else out)
+    if data.dtype.kind in "fc" and not np.isfinite(data).all():
+        bad = ~np.isfinite(data)
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), data.shape))
+        what = "NaN" if np.isnan(data).any() else "inf"
+        raise GradcheckError(
+            f"{name}: f is not finite at the inputs ({what} at output index {idx}, "
+            f"{int(bad.sum())} of {data.size} elements), so its gradient cannot be checked "
+            "there; check it at inputs where it is finite (for an op: give it a domain "
+            "or samples inside the domain of its function)")
 
 
 def _tolerances(dtype: np.dtype, rtol: float | None, atol: float | None) -> tuple[float, float]:
@@ -86,18 +105,24 @@ def compare(analytic: np.ndarray, numeric: np.ndarray, what: str, rtol: float,
     largest relative error (``|a - n| / max(|a|, |n|)`` over elements above ``atol``),
     where each occurs, and the worst failing element.
     """
-    analytic = np.asarray(analytic, dtype=np.float64)
-    numeric = np.asarray(numeric, dtype=np.float64)
+    kind = "c" if "c" in (np.asarray(analytic).dtype.kind, np.asarray(numeric).dtype.kind) \
+        else "f"
+    dtype = np.complex128 if kind == "c" else np.float64
+    analytic = np.asarray(analytic, dtype=dtype)
+    numeric = np.asarray(numeric, dtype=dtype)
     if analytic.shape != numeric.shape:
         exc = GradcheckError(f"{what}: gradient has shape {analytic.shape}, expected "
                              f"{numeric.shape}")
         exc.argument, exc.index = argnum, None
         raise exc
-    err = np.abs(analytic - numeric)
-    bad = err > atol + rtol * np.abs(numeric)
-    if not np.isfinite(analytic).all() and np.isfinite(numeric).all():
-        bad |= ~np.isfinite(analytic)
-        err = np.where(np.isfinite(err), err, np.inf)
+    finite = np.isfinite(analytic) & np.isfinite(numeric)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(finite, np.abs(analytic - numeric), np.inf)
+        bad = err > atol + rtol * np.abs(numeric)
+    # Where either side is NaN or inf nothing is verified: a failure, unless both are
+    # the same infinity.
+    bad |= ~finite & ~(analytic == numeric)
+    err = np.where(~finite & (analytic == numeric), 0.0, err)
     if not bad.any():
         return
 
@@ -107,11 +132,17 @@ def compare(analytic: np.ndarray, numeric: np.ndarray, what: str, rtol: float,
     idx = where(int(np.argmax(np.where(bad, err, -1))))
     abs_idx = where(int(np.argmax(err)))
     scale = np.maximum(np.abs(analytic), np.abs(numeric))
-    rel = np.where(scale > atol, err / np.where(scale > 0, scale, 1.0), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(scale > atol, err / np.where(scale > 0, scale, 1.0), 0.0)
+    rel = np.where(np.isnan(rel) | (bad & ~finite), np.inf, rel)
     rel_idx = where(int(np.argmax(rel)))
     arg = "" if argnum is None else f"argument {argnum}, "
+    nonfinite = int((bad & ~finite).sum())
+    note = (f"; {nonfinite} element(s) NaN or inf on one side only (the gradient is not "
+            "finite there)" if nonfinite else "")
     exc = GradcheckError(
-        f"{what}: gradients disagree ({int(bad.sum())} of {bad.size} elements off). Worst "
+        f"{what}: gradients disagree ({int(bad.sum())} of {bad.size} elements off{note}). "
+        "Worst "
         f"at {arg}index {idx}: analytic {analytic[idx]:.6g}, numerical "
         f"{numeric[idx]:.6g}. Largest abs error {err[abs_idx]:.3g} at index {abs_idx}; "
         f"largest rel error {rel[rel_idx]:.3g} at index {rel_idx} "
@@ -129,9 +160,8 @@ def reverse_grads(f: Callable[..., Any], args: list[Any], argnums: Iterable[int]
     ts = [tensor(_as_float(a), requires_grad=True) if i in argnums else a
           for i, a in enumerate(args)]
     out = f(*ts)
-    weight = probe if probe is not None else np.ones_like(out.data)
-    if out._node is not None:
-        out.backward(weight)
+    if isinstance(out, Tensor) and out._node is not None:  # else: a constant of the args
+        out.backward(probe if probe is not None else np.ones_like(out.data))
     grads = []
     for i in argnums:
         g = ts[i].grad
@@ -163,7 +193,8 @@ def forward_grads(f: Callable[..., Any], args: list[Any], i: int,
         e.reshape(-1)[k] = 1
         tangents = [e if j == i else None for j in nums]
         _, t = jvp(partial, primals, tangents)
-        flat[k] = float(np.real(np.asarray(t.data if isinstance(t, Tensor) else t)).reshape(()))
+        if t is not None:  # None: a zero tangent (an output that does not depend on it)
+            flat[k] = float(np.real(np.asarray(t.data if isinstance(t, Tensor) else t)).reshape(()))
     return out
 
 
@@ -190,7 +221,8 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
     modes = tuple(modes)
     unknown = set(modes) - {"rev", "fwd"}
     if unknown:
-        raise ValueError(f"check_grads: unknown mode(s) {sorted(unknown)}; use 'rev', 'fwd'")
+        raise TapegradValueError(f"check_grads: unknown mode(s) {sorted(unknown)}; use "
+                                 "'rev', 'fwd'")
     if any(tree.is_container(a) for a in args):
         _check_containers(f, args, order=order, eps=eps, rtol=rtol, atol=atol,
                           argnums=argnums, name=name, modes=modes)
@@ -204,10 +236,11 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
         return
     with no_grad():
         out0 = f(*[tensor(_as_float(a)) if i in nums else a for i, a in enumerate(args)])
+    _require_finite(out0, name)
     dtypes = [_as_float(args[i]).dtype for i in nums] + [_as_float(out0).dtype]
     low = min(dtypes, key=lambda d: np.finfo(d).precision)
     rt, at = _tolerances(low, rtol, atol)
-    if eps is None and low != np.float64:
+    if eps is None and low not in (np.float64, np.complex128):
         eps = 1e-3
     probe = _probe(out0)
 
@@ -223,7 +256,7 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
             compare(g, numeric[i], f"{name}: reverse-mode gradient w.r.t. argument {i}",
                     rt, at, argnum=i)
     if "fwd" in modes:
-        for i in nums:
+        for i in [i for i in nums if numeric[i].dtype.kind != "c"]:  # real directions
             g = forward_grads(objective, args, i, nums)
             compare(g, numeric[i], f"{name}: forward-mode gradient w.r.t. argument {i}",
                     rt, at, argnum=i)
@@ -391,6 +424,8 @@ def op_errors(info: OpInfo, rng: np.random.Generator | None = None,
             continue
         try:
             _measure(f, args, nums, res, name, rtol, atol)
+        except GradcheckError as exc:
+            res.failures.append(str(exc))
         except Exception as exc:
             res.failures.append(f"{name}: {type(exc).__name__}: {exc}")
     return res
@@ -400,6 +435,7 @@ def _measure(f: Callable[..., Any], args: list[Any], nums: list[int], res: OpChe
              name: str, rtol: float | None, atol: float | None) -> None:
     with no_grad():
         out0 = f(*[tensor(_as_float(a)) if i in nums else a for i, a in enumerate(args)])
+    _require_finite(out0, name)
     low = min([_as_float(args[i]).dtype for i in nums] + [_as_float(out0).dtype],
               key=lambda d: np.finfo(d).precision)
     rt, at = _tolerances(low, rtol, atol)

@@ -7,7 +7,15 @@ third party uses; then installed distributions with an entry point in the group
 rebuilds the table: ``tg.ops``, ``Tensor`` methods and operators, and the NumPy
 dispatch tables.
 
-Setting ``TAPEGRAD_DISABLE_PLUGINS=name1,name2`` blocks plugins by name.
+Setting ``TAPEGRAD_DISABLE_PLUGINS=name1,name2`` blocks plugins by name (a name that
+matches no built-in or installed plugin is warned about, with close matches).
+
+A plugin that misbehaves (a hook that raises, returns something other than a list of
+``OpDef`` / paths, an op with an invalid name) is skipped with a warning naming it and
+what is wrong, at import; at run time ``tg.register_plugin`` refuses it with
+:class:`PluginError` and leaves the table as it was. Registration is serialised by one
+lock, and a new table is built aside and then published so that a thread computing
+meanwhile always sees every op of either the old table or the new one.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from importlib import import_module
@@ -26,6 +35,7 @@ import pluggy
 
 from . import dispatch, entrypoints, hookspecs
 from .errors import PluginError, UnknownOpError
+from .formula import short
 from .graph import make_caller
 from .opdef import OpDef, OpInfo, resolve_arity
 from .tensor import CORE_ATTRIBUTES, Tensor
@@ -87,20 +97,38 @@ class Registry:
         self.distributions: dict[str, tuple[str, str]] = {}  # plugin -> (dist, version)
         self.problems: list[str] = []  # clashes found while loading installed plugins
         self._bound: set[str] = set()  # Tensor attributes the current table bound
+        # Serialises registration and rebuilds (reentrant: load_spec holds it around a
+        # reload, which registers and rebuilds).
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ loading
     def load_defaults(self) -> None:
-        for name in os.environ.get(DISABLE_ENV, "").replace(" ", "").split(","):
-            if name:
+        with self.lock:
+            disabled = [n for n in os.environ.get(DISABLE_ENV, "").replace(" ", "").split(",")
+                        if n]
+            for name in disabled:
                 self.pm.set_blocked(name)
-        for modname in DEFAULT_PLUGINS:
-            if not self.pm.is_blocked(modname):
-                self.pm.register(import_module(modname), name=modname)
-        self._load_entry_points()
-        self.rebuild(strict=False)
+            for modname in DEFAULT_PLUGINS:
+                if not self.pm.is_blocked(modname):
+                    self.pm.register(import_module(modname), name=modname)
+            installed = self._load_entry_points()
+            self._check_disabled(disabled, [*DEFAULT_PLUGINS, *installed])
+            self.rebuild(strict=False)
 
-    def _load_entry_points(self) -> None:
-        for ep in entrypoints.entry_points(ENTRY_POINT_GROUP):
+    @staticmethod
+    def _check_disabled(disabled: list[str], known: list[str]) -> None:
+        for name in disabled:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                warnings.warn(
+                    f"tapegrad: {DISABLE_ENV} names {name!r}, which is no built-in or "
+                    f"installed plugin{hint} (`tapegrad plugins` lists them)", stacklevel=3)
+
+    def _load_entry_points(self) -> list[str]:
+        """Register the installed plugins; return the names of every entry point found."""
+        eps = entrypoints.entry_points(ENTRY_POINT_GROUP)
+        for ep in eps:
             if self.pm.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
                 continue
             try:
@@ -117,9 +145,14 @@ class Registry:
                 continue
             if ep.dist:
                 self.distributions[ep.name] = (ep.dist, ep.version)
+        return [ep.name for ep in eps]
 
     def register(self, plugin: Any, name: str | None = None) -> str:
         """Register ``plugin`` and rebuild; on any problem leave the registry as it was."""
+        with self.lock:
+            return self._register(plugin, name)
+
+    def _register(self, plugin: Any, name: str | None) -> str:
         before = set(self.pm.get_plugins())
         try:
             name = self.pm.register(plugin, name=name)
@@ -131,24 +164,45 @@ class Registry:
             raise PluginError(f"cannot register plugin: {exc}") from exc
         if name is None:
             raise PluginError(f"plugin {plugin!r} is blocked (see {DISABLE_ENV})")
+        table = self.ops
         try:
             self.pm.check_pending()
             self.rebuild(strict=True)
         except BaseException as exc:
             self.pm.unregister(name=name)
-            self.rebuild(strict=False)
+            if self.ops is not table:  # published already (it raised after): undo
+                self.rebuild(strict=False)
             if isinstance(exc, pluggy.PluginValidationError):
                 raise PluginError(_describe(exc)) from exc
             raise
         return name
 
     def unregister(self, name: str) -> None:
-        self.pm.unregister(name=name)
-        self.rebuild(strict=False)
+        with self.lock:
+            self.pm.unregister(name=name)
+            self.rebuild(strict=False)
+
+    def replace(self, name: str, plugin: Any) -> str:
+        """Register ``plugin`` under ``name`` in place of the plugin registered under that
+        name (if any), with one rebuild; on any problem the old plugin stays."""
+        with self.lock:
+            old = self.pm.get_plugin(name)
+            if old is None:
+                return self._register(plugin, name)
+            self.pm.unregister(name=name)
+            table = self.ops
+            try:
+                return self._register(plugin, name)
+            except BaseException:
+                self.pm.register(old, name=name)
+                if self.ops is not table:
+                    self.rebuild(strict=False)
+                raise
 
     # ------------------------------------------------------------------ building
-    def contributions(self) -> list[tuple[str, list[OpDef], list[Path]]]:
-        """Per plugin, in registration order: its Python ops and its spec files."""
+    def contributions(self) -> list[tuple[str, list[OpDef], list[Path], str | None]]:
+        """Per plugin, in registration order: its Python ops, its spec files, and what is
+        wrong with it (``None`` when its hooks behaved)."""
         op_impls = {i.plugin_name: i for i in self.pm.hook.tapegrad_ops.get_hookimpls()}
         spec_impls = {i.plugin_name: i for i in self.pm.hook.tapegrad_spec_files.get_hookimpls()}
         found = []
@@ -156,77 +210,127 @@ class Registry:
             if plugin is None:  # blocked
                 continue
             ops: list[OpDef] = []
-            if name in op_impls:
-                for op in _call_hook(op_impls[name], name):
-                    if not isinstance(op, OpDef):
-                        raise PluginError(
-                            f"plugin {name!r}: tapegrad_ops returned {op!r} "
-                            f"({type(op).__name__}), expected tapegrad.OpDef instances"
-                        )
-                    ops.append(op)
-            specs = []
-            if name in spec_impls:
-                specs = [Path(p) for p in _call_hook(spec_impls[name], name)]
-            found.append((name, ops, specs))
+            specs: list[Path] = []
+            try:
+                if name in op_impls:
+                    for op in _call_hook(op_impls[name], name):
+                        if not isinstance(op, OpDef):
+                            raise PluginError(
+                                f"plugin {name!r}: tapegrad_ops returned {short(op)} "
+                                f"({type(op).__name__}), expected tapegrad.OpDef instances"
+                            )
+                        ops.append(op)
+                if name in spec_impls:
+                    for p in _call_hook(spec_impls[name], name):
+                        if not isinstance(p, (str, os.PathLike)):
+                            raise PluginError(
+                                f"plugin {name!r}: tapegrad_spec_files returned {short(p)} "
+                                f"({type(p).__name__}), expected paths of YAML files"
+                            )
+                        specs.append(Path(p))
+            except PluginError as exc:
+                found.append((name, [], [], str(exc)))
+                continue
+            found.append((name, ops, specs, None))
         return found
 
     def rebuild(self, strict: bool) -> None:
-        """Rebuild the op table from the registered plugins.
+        """Rebuild the op table from the registered plugins, and publish it.
 
         Plugins are taken in registration order, each with its Python ops first, then
         its spec files (whose formulas may call the ops of earlier plugins and the
-        plugin's own). On a clash (two ops of one name, two ops binding one Tensor
-        attribute) the first one stays. A problem that was not there before raises
+        plugin's own). A spec file that fails is tried again once the other plugins are
+        in, so a file calling ops of a plugin registered after it (a reloaded file, a
+        re-registered plugin) still loads. On a clash (two ops of one name, two ops
+        binding one Tensor attribute) the first one stays. A plugin whose hooks
+        misbehave is skipped whole. A problem that was not there before raises
         :class:`PluginError` when ``strict`` (a run-time registration), leaving the
         table as it was, or is warned about once (loading installed plugins). An invalid
         spec file raises when ``strict``; otherwise it is skipped with a warning, so one
         broken installed plugin cannot break ``import tapegrad``.
         """
         from .errors import SpecError
+        from .spec import compile_spec_file
 
-        table: dict[str, OpInfo] = {}
-        problems: list[str] = []
-        for plugin, ops, spec_files in self.contributions():
-            for op in ops:
-                self._add(table, op, plugin, plugin, problems)
-            for path in spec_files:
-                from .spec import compile_spec_file
-
-                try:
-                    compiled = compile_spec_file(path, table)
-                except SpecError as exc:
-                    if strict and not any(str(path) in p for p in self.problems):
-                        raise
-                    problems.append(f"spec file {path} (plugin {plugin!r}) is skipped: {exc}")
+        with self.lock:
+            table: dict[str, OpInfo] = {}
+            problems: list[str] = []
+            deferred: list[tuple[str, Path, SpecError | None]] = []
+            for plugin, ops, spec_files, wrong in self.contributions():
+                if wrong is None:
+                    try:
+                        infos = [self._info(op, plugin, plugin) for op in ops]
+                    except Exception as exc:
+                        wrong = _describe(exc) if not isinstance(exc, PluginError) \
+                            else str(exc)
+                if wrong is not None:
+                    if plugin not in wrong:
+                        wrong = f"plugin {plugin!r}: {wrong}"
+                    problems.append(f"{wrong}; the plugin is skipped")
                     continue
-                for op in compiled:
-                    self._add(table, op, str(path), plugin, problems)
-        bound = self._bind(table, problems)
-        new = [p for p in problems if p not in self.problems]
-        if strict and new:
-            raise PluginError("; ".join(new))
-        self._install(table, bound)
-        self.problems = problems
+                for info in infos:
+                    self._add(table, info, problems)
+                deferred += [(plugin, path, None) for path in spec_files]
+                deferred = self._compile_specs(table, deferred, problems, SpecError,
+                                               compile_spec_file)
+            while True:  # files whose formulas call ops of later plugins
+                left = self._compile_specs(table, deferred, problems, SpecError,
+                                           compile_spec_file)
+                if len(left) == len(deferred):
+                    break
+                deferred = left
+            for plugin, path, exc in deferred:
+                if strict and not any(str(path) in p for p in self.problems):
+                    raise exc
+                problems.append(f"spec file {path} (plugin {plugin!r}) is skipped: {exc}")
+            bound = self._bind(table, problems)
+            new = [p for p in problems if p not in self.problems]
+            if strict and new:
+                raise PluginError("; ".join(p.removesuffix("; the plugin is skipped")
+                                            for p in new))
+            self._install(table, bound)
+            self.problems = problems
         for p in new:
             warnings.warn(f"tapegrad: {p}", stacklevel=3)
 
-    def _add(self, table: dict[str, OpInfo], op: OpDef, source: str, plugin: str,
-             problems: list[str]) -> None:
-        if op.name in table:
-            first = table[op.name]
-            problems.append(
-                f"op {op.name!r} is defined twice: by {first.source} and by {source}; "
-                f"keeping the one from {first.source}. Rename one of them, or block a "
-                f"plugin with {DISABLE_ENV}"
-            )
-            return
-        if not op.name.isidentifier():
-            raise PluginError(f"plugin {plugin!r}: op name {op.name!r} is not an identifier")
+    def _compile_specs(self, table: dict[str, OpInfo], files: list, problems: list[str],
+                       spec_error: type, compile_spec_file: Callable) -> list:
+        """Compile and add each spec file that compiles; return the others."""
+        left = []
+        for plugin, path, _ in files:
+            try:
+                compiled = compile_spec_file(path, table)
+                infos = [self._info(op, str(path), plugin) for op in compiled]
+            except spec_error as exc:
+                left.append((plugin, path, exc))
+                continue
+            for info in infos:
+                self._add(table, info, problems)
+        return left
+
+    @staticmethod
+    def _info(op: OpDef, source: str, plugin: str) -> OpInfo:
+        """Check ``op`` and make its ``OpInfo`` and caller; ``PluginError`` if invalid."""
+        if not isinstance(op.name, str) or not (op.name.isascii() and op.name.isidentifier()):
+            raise PluginError(f"plugin {plugin!r}: op name {short(op.name)} is not an "
+                              "ASCII identifier")
         nargs, params = resolve_arity(op, source)
         info = OpInfo(name=op.name, source=source, nargs=nargs, params=params,
                       definition=op, plugin=plugin)
         info.call = make_caller(info)
-        table[op.name] = info
+        return info
+
+    @staticmethod
+    def _add(table: dict[str, OpInfo], info: OpInfo, problems: list[str]) -> None:
+        if info.name in table:
+            first = table[info.name]
+            problems.append(
+                f"op {info.name!r} is defined twice: by {first.source} and by "
+                f"{info.source}; keeping the one from {first.source}. Rename one of them, "
+                f"or block a plugin with {DISABLE_ENV}"
+            )
+            return
+        table[info.name] = info
 
     def _bind(self, table: dict[str, OpInfo], problems: list[str]) -> dict[str, Any]:
         """The Tensor attributes the ops ask for: name -> function or property."""
@@ -264,18 +368,12 @@ class Registry:
         return bound
 
     def _install(self, table: dict[str, OpInfo], bound: dict[str, Any]) -> None:
-        for attr in self._bound:
-            if attr not in bound:
-                delattr(Tensor, attr)
-        for attr, value in bound.items():
-            setattr(Tensor, attr, value)
-        self._bound = set(bound)
-        self.ops = table
-        ns = self.namespace.__dict__
-        ns.clear()
-        ns.update({name: info.call for name, info in table.items()})
-        ufuncs: dict = {}
-        functions: dict = {}
+        """Publish a table built aside. Readers in other threads must never miss an
+        entry present in both the old table and the new one: every shared mapping gets
+        its new entries first and loses its stale ones after (``self.ops`` is swapped
+        in one assignment)."""
+        ufuncs: dict[Any, Any] = {}
+        functions: dict[Any, Any] = {}
         for info in table.values():
             d = info.definition
             targets = list(d.implements)
@@ -286,28 +384,48 @@ class Registry:
                 if isinstance(fn, tuple):  # (NumPy function, adapter of its signature)
                     fn, call = fn[0], functools.partial(fn[1], info.call)
                 (ufuncs if isinstance(fn, np.ufunc) else functions).setdefault(fn, call)
+        for attr, value in bound.items():
+            setattr(Tensor, attr, value)
+        self.ops = table
+        _publish(self.namespace.__dict__, {name: info.call for name, info in table.items()})
         dispatch.TABLES = (ufuncs, functions)  # one store: readers see old or new, whole
+        for attr in self._bound - bound.keys():
+            if attr in Tensor.__dict__:
+                delattr(Tensor, attr)
+        self._bound = set(bound)
 
 
-def _call_hook(impl: Any, plugin: str) -> Iterable[Any]:
+def _publish(target: dict[Any, Any], new: dict[Any, Any]) -> None:
+    """Make ``target`` equal to ``new`` without a moment where a key of both is missing."""
+    target.update(new)
+    for key in [k for k in target if k not in new]:
+        target.pop(key, None)
+
+
+def _call_hook(impl: Any, plugin: str) -> list[Any]:
+    """The hook's result as a list; ``PluginError`` naming the plugin if it raises
+    (also partway through a generator) or returns something that is not a list."""
+    hook = impl.function.__name__
+
+    def raised(exc: Exception) -> PluginError:
+        return PluginError(f"plugin {plugin!r}: hook {hook} raised {type(exc).__name__}: "
+                           f"{exc}")
+
     try:
         result = impl.function()
     except Exception as exc:
-        raise PluginError(
-            f"plugin {plugin!r}: hook {impl.function.__name__} raised "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+        raise raised(exc) from exc
     if result is None:
-        return ()
+        return []
     if isinstance(result, (str, bytes, OpDef, os.PathLike)):
-        return (result,)
+        return [result]
+    if not isinstance(result, Iterable):
+        raise PluginError(f"plugin {plugin!r}: hook {hook} returned {short(result)} "
+                          f"({type(result).__name__}), expected a list")
     try:
         return list(result)
-    except TypeError:
-        raise PluginError(
-            f"plugin {plugin!r}: hook {impl.function.__name__} returned {result!r}, "
-            "expected a list"
-        ) from None
+    except Exception as exc:  # a generator that raises partway
+        raise raised(exc) from exc
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,9 @@
 """YAML op specs: ops declared as formulas over registered ops, compiled, never eval'ed.
 
-A spec file is read with a safe YAML loader (``yaml.CSafeLoader`` when libyaml is there,
-else ``yaml.SafeLoader``; duplicate keys are refused), checked field by field, and each
+A spec file (a regular file of at most :data:`MAX_SPEC_BYTES`, 1 MB) is read with a safe
+YAML loader (``yaml.CSafeLoader`` when libyaml is there, else ``yaml.SafeLoader``;
+duplicate keys are refused, merge keys resolved in linear time, the expansion of aliases
+bounded), checked field by field (names are ASCII identifiers), and each
 formula is compiled by :mod:`tapegrad.formula` into a tree of closures that call
 registered ops: on plain
 ndarrays a call runs the op's raw NumPy forward (the fast path); when any value is a
@@ -23,6 +25,7 @@ import importlib
 import keyword
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .errors import SpecError
 from .formula import (
     MAX_DEPTH,
     MAX_FORMULA_LENGTH,
@@ -57,22 +61,61 @@ OP_FIELDS = ("args", "params", "forward", "numpy", "ufunc", "vjp", "jvp", "nondi
 #: files never import anything else: a name outside these is refused before any import.
 UFUNC_MODULES = ("numpy", "scipy.special")
 _MAX_YAML_DEPTH = 32
-_MAX_SAMPLE_SIZE = 10_000
+_MAX_SAMPLE_SIZE = 10_000  # elements of one sample, and of all the samples of an op
+_MAX_SAMPLES = 100  # samples of an op, the default ones included
+#: Largest spec file read, in bytes (1 MB; the shipped ones are a few KB).
+MAX_SPEC_BYTES = 1_000_000
 # ----------------------------------------------------------------------------- YAML
 
 
 _yaml_cache: dict[str, tuple[tuple[int, int], Any]] = {}
 
 
+def file_problem(path: Path, st: os.stat_result | None = None) -> str | None:
+    """Why ``path`` cannot be a spec file (missing, a directory, not a regular file such
+    as a FIFO or a device, over :data:`MAX_SPEC_BYTES`), or ``None``. Never opens it."""
+    if st is None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return "cannot read the spec file (no such file)"
+        except OSError as exc:
+            return f"cannot read the spec file ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size > MAX_SPEC_BYTES:
+        return f"spec file too large ({st.st_size} bytes; the limit is {MAX_SPEC_BYTES})"
+    return None
+
+
 def _read_yaml(path: Path) -> Any:
+    """The parsed content of a spec file (cached by modification time and size).
+
+    Only a regular file of at most :data:`MAX_SPEC_BYTES` is read: ``/dev/zero`` or a
+    FIFO is refused without blocking (it is opened non-blocking and checked on the open
+    descriptor)."""
     key = str(path)
+    problem = file_problem(path)
+    if problem is not None:
+        raise fail(Where(key), problem)
     try:
-        st = path.stat()
-        stamp = (st.st_mtime_ns, st.st_size)
-        hit = _yaml_cache.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            problem = file_problem(path, st)  # it may have been swapped since
+            if problem is not None:
+                raise fail(Where(key), problem)
+            stamp = (st.st_mtime_ns, st.st_size)
+            hit = _yaml_cache.get(key)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            raw = f.read(MAX_SPEC_BYTES + 1)  # it may have grown since
+        if len(raw) > MAX_SPEC_BYTES:
+            raise fail(Where(key), f"spec file too large (the limit is {MAX_SPEC_BYTES} "
+                                   "bytes)")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(Where(key), f"cannot read the spec file ({exc})") from None
     data = _parse_yaml(text, key)
@@ -91,7 +134,7 @@ def _parse_yaml(text: str, path: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        return _construct(loader, node, (), {}, where)
+        return _construct(loader, node, (), _Build(where), where)
     except yaml.YAMLError as exc:
         raise fail(where, f"malformed YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
@@ -107,9 +150,67 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 _BUILDING = object()
 _PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Most mapping entries and list items built from one file, aliases and merges expanded.
+_MAX_YAML_ENTRIES = 200_000
 
 
-def _construct(loader: Any, node: Any, trail: tuple, memo: dict, where: Where) -> Any:
+class _Build:
+    """What one document's construction shares: built collections by node, mappings
+    already flattened, and how many entries have been visited (aliases and merge keys
+    can make a small file expand exponentially: each visit counts)."""
+
+    __slots__ = ("memo", "flattened", "visits", "where")
+
+    def __init__(self, where: Where) -> None:
+        self.memo: dict[int, Any] = {}
+        self.flattened: set[int] = set()
+        self.visits = 0
+        self.where = where
+
+    def visit(self, n: int, trail: tuple) -> None:
+        self.visits += n
+        if self.visits > _MAX_YAML_ENTRIES:
+            raise fail(_context(self.where, trail), "malformed YAML: more than "
+                       f"{_MAX_YAML_ENTRIES} entries once aliases and merge keys (<<) are "
+                       "expanded")
+
+
+def _flatten(build: _Build, node: Any, trail: tuple) -> None:
+    """Resolve the merge keys (``<<``) of a mapping node, as ``SafeLoader`` does, but in
+    time linear in the document: each node is flattened once, and a pair merged twice
+    (``<<: [*a, *a]``) is kept once. (PyYAML up to 6.0.3 is exponential here.)"""
+    if id(node) in build.flattened:
+        return
+    build.flattened.add(id(node))
+    merged: list[Any] = []
+    own: list[Any] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            if key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = "tag:yaml.org,2002:str"
+            own.append((key_node, value_node))
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) \
+            else [value_node]
+        for sub in sources:
+            if not isinstance(sub, yaml.MappingNode):
+                raise fail(_context(build.where, trail), "malformed YAML: a merge key (<<) "
+                           "takes a mapping or a list of mappings")
+            _flatten(build, sub, trail)
+            merged.extend(sub.value)
+    if merged:
+        seen: set[int] = set()
+        unique = []
+        for pair in merged:
+            if id(pair) not in seen:
+                seen.add(id(pair))
+                unique.append(pair)
+        build.visit(len(unique), trail)
+        node.value = unique + own
+
+
+def _construct(loader: Any, node: Any, trail: tuple, build: _Build, where: Where) -> Any:
     if len(trail) > _MAX_YAML_DEPTH:
         raise fail(_context(where, trail), "YAML nested too deeply (or recursive anchors)")
     if isinstance(node, yaml.ScalarNode):
@@ -117,6 +218,7 @@ def _construct(loader: Any, node: Any, trail: tuple, memo: dict, where: Where) -
     if node.tag not in _PLAIN_TAGS:
         raise fail(_context(where, trail), "malformed YAML: unsupported tag", node.tag,
                     "spec files hold plain mappings, lists and scalars")
+    memo = build.memo
     if id(node) in memo:
         done = memo[id(node)]
         if done is _BUILDING:
@@ -124,15 +226,17 @@ def _construct(loader: Any, node: Any, trail: tuple, memo: dict, where: Where) -
         return done
     memo[id(node)] = _BUILDING
     if isinstance(node, yaml.SequenceNode):
-        out_list = [_construct(loader, v, trail + (i,), memo, where)
+        build.visit(len(node.value), trail)
+        out_list = [_construct(loader, v, trail + (i,), build, where)
                     for i, v in enumerate(node.value)]
         memo[id(node)] = out_list
         return out_list
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        _flatten(build, node, trail)
+        build.visit(len(node.value), trail)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _construct(loader, key_node, trail, memo, where)
+            key = _construct(loader, key_node, trail, build, where)
             try:
                 hash(key)
             except TypeError:
@@ -142,7 +246,7 @@ def _construct(loader: Any, node: Any, trail: tuple, memo: dict, where: Where) -
                 line = key_node.start_mark.line + 1
                 raise fail(_context(where, trail), f"name defined twice (line {line})", key,
                             "each key of a mapping may appear once")
-            out[key] = _construct(loader, value_node, trail + (key,), memo, where)
+            out[key] = _construct(loader, value_node, trail + (key,), build, where)
         memo[id(node)] = out
         return out
     raise fail(where, f"malformed YAML: unexpected node {type(node).__name__}")
@@ -160,11 +264,21 @@ def _context(where: Where, trail: tuple) -> Where:
 
 
 def _identifier(where: Where, value: Any, what: str) -> str:
+    # ASCII only: Python compares identifiers after NFKC normalisation, so a fullwidth
+    # 'ｅｘｐ' would silently be the op exp in a formula (and escape the duplicate check).
+    if isinstance(value, str) and value.isidentifier() and not value.isascii():
+        raise fail(where, f"{what} must be an ASCII identifier", value,
+                   f"non-ASCII character {_first_non_ascii(value)}")
     if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
         raise fail(where, f"{what} must be a Python identifier", value)
     if value.startswith("__"):
         raise fail(where, f"{what} may not be a dunder name", value)
     return value
+
+
+def _first_non_ascii(text: str) -> str:
+    c = next(c for c in text if not c.isascii())
+    return f"{c!r} (U+{ord(c):04X})"
 
 
 def _number(where: Where, v: Any) -> float:
@@ -468,12 +582,26 @@ class _Spec:
             default = _interval(w, raw)
         domains = [per_arg.get(a, default) for a in self.args]
         cases = self._sample_cases()
+        self._check_sample_total(cases or [])
         lo = min(i[0] for d in domains for i in d)
         hi = max(i[1] for d in domains for i in d)
         simple = not per_arg and len(default) == 1 and cases is None
         if simple:
             return default[0], None
         return (lo, hi), _sampler(domains, cases or [], len(self.args))
+
+    def _check_sample_total(self, cases: list) -> None:
+        """Bound the work of checking the op: the number of samples and their elements
+        (each costs two evaluations of the op per element in a finite-difference check)."""
+        plan = _plan(cases, len(self.args))
+        total = sum(max(1, math.prod(s)) for shapes, _ in plan for s in shapes)
+        w = self.where.at("samples")
+        if len(plan) > _MAX_SAMPLES:
+            raise fail(w, f"too many samples: {len(plan)} with the default ones (the limit "
+                       f"is {_MAX_SAMPLES})")
+        if total > _MAX_SAMPLE_SIZE:
+            raise fail(w, f"samples too large: {total} elements in all, the default samples "
+                       f"included (the limit is {_MAX_SAMPLE_SIZE})")
 
     def _sample_cases(self) -> list[tuple[list[tuple[int, ...]] | None, dict]] | None:
         raw = self.raw.get("samples")
@@ -603,13 +731,21 @@ def _draw(rng: np.random.Generator, intervals: list[tuple[float, float]],
     return np.asarray(rng.uniform(los[k], his[k]), dtype=np.float64)
 
 
-def _sampler(domains: list[list[tuple[float, float]]],
-             cases: list[tuple[list[tuple[int, ...]] | None, dict]], n: int):
-    """``samples(rng)``: the default shapes with default params, then each listed case."""
+def _plan(cases: list[tuple[list[tuple[int, ...]] | None, dict]], n: int) \
+        -> list[tuple[list[tuple[int, ...]], dict]]:
+    """The shapes and params of every sample: the default shapes with default params,
+    then each listed case (with the default shapes when it gives none)."""
     default_shapes = [[(3, 4)] * n, [(3, 4)] + [(4,)] * (n - 1), [()] * n]
     plan: list[tuple[list[tuple[int, ...]], dict]] = [(s, {}) for s in default_shapes]
     for shapes, params in cases:
         plan += [(s, params) for s in ([shapes] if shapes is not None else default_shapes)]
+    return plan
+
+
+def _sampler(domains: list[list[tuple[float, float]]],
+             cases: list[tuple[list[tuple[int, ...]] | None, dict]], n: int):
+    """``samples(rng)``: the default shapes with default params, then each listed case."""
+    plan = _plan(cases, n)
 
     def samples(rng: np.random.Generator) -> list[tuple[tuple, dict]]:
         return [(tuple(_draw(rng, domains[i], s) for i, s in enumerate(shapes)), dict(p))
@@ -621,8 +757,8 @@ def _sampler(domains: list[list[tuple[float, float]]],
 # ----------------------------------------------------------------------------- files
 
 
-def compile_spec_data(data: Any, table: Mapping[str, OpInfo], path: str = "<spec>") \
-        -> list[OpDef]:
+def compile_spec_data(data: Any, table: Mapping[str, OpInfo], path: str = "<spec>",
+                      guard: Callable[[Callable, str], Callable] | None = None) -> list[OpDef]:
     """Compile parsed YAML ``data`` (``{"ops": {...}}``) against the registered ``table``.
 
     Ops of the file may call every op of ``table``; a forward may also call ops defined
@@ -645,14 +781,14 @@ def compile_spec_data(data: Any, table: Mapping[str, OpInfo], path: str = "<spec
     for name, raw in ops.items():
         _identifier(where.at("ops"), name, "an op name")
         specs.append(_Spec(name, raw, Where(path, name)))
-    callees: dict[str, Callee] = {n: Callee.of(i, table) for n, i in table.items()}
+    callees: dict[str, Callee] = {n: Callee.of(i, table, guard) for n, i in table.items()}
     pending = [s.name for s in specs]
     for s in specs:  # pass 1: forwards, in file order
         pending.remove(s.name)
         s.compile_forward(callees, pending)
         if s.name not in callees:
             callees[s.name] = Callee(s.name, len(s.args), s.params, s.forward, False,
-                                      table)
+                                      table, guard)
     return [s.build(callees) for s in specs]  # pass 2: rules, seeing the whole file
 
 
@@ -664,11 +800,11 @@ def compile_spec_source(text: str, table: Mapping[str, OpInfo], path: str = "<st
     return compile_spec_data(_parse_yaml(text, path), table, path)
 
 
-def compile_spec_file(path: str | os.PathLike[str], table: Mapping[str, OpInfo]) \
-        -> list[OpDef]:
+def compile_spec_file(path: str | os.PathLike[str], table: Mapping[str, OpInfo],
+                      guard: Callable[[Callable, str], Callable] | None = None) -> list[OpDef]:
     """Read and compile one spec file; ``SpecError`` naming file, op, field and text."""
     p = Path(path)
-    return compile_spec_data(_read_yaml(p), table, str(p))
+    return compile_spec_data(_read_yaml(p), table, str(p), guard)
 
 
 class SpecFilePlugin:
@@ -688,7 +824,8 @@ class SpecFilePlugin:
 def load_spec(path: str | os.PathLike[str]) -> list[OpInfo]:
     """Register the ops of the YAML spec file ``path``; return their :class:`OpInfo`.
 
-    Their ``source`` is the file's absolute path. Loading a file that is already loaded
+    Their ``source`` is the file's absolute path. The file must be a regular file of at
+    most :data:`MAX_SPEC_BYTES` (1 MB). Loading a file that is already loaded
     *reloads* it: its ops are replaced by the file's current content (if the new content
     is invalid, the old ops stay and ``SpecError`` is raised). An op name that another
     plugin or file already registered raises ``SpecError`` naming both.
@@ -697,21 +834,94 @@ def load_spec(path: str | os.PathLike[str]) -> list[OpInfo]:
 
     p = Path(path).resolve()
     name = f"spec:{p}"
-    old = REGISTRY.pm.get_plugin(name)
-    table = {k: v for k, v in REGISTRY.ops.items() if v.plugin != name}
-    defs = compile_spec_file(p, table)
-    for d in defs:
-        if d.name in table:
-            raise fail(Where(str(p), d.name), "name defined twice",
-                        d.name, f"an op of that name is already registered by "
-                        f"{table[d.name].source}; rename it")
-    if old is not None:
-        REGISTRY.unregister(name)
-    try:
-        REGISTRY.register(SpecFilePlugin(p), name=name)
-    except BaseException:
-        if old is not None:
-            REGISTRY.register(old, name=name)
-        raise
-    return [REGISTRY.ops[d.name] for d in defs]
+    with REGISTRY.lock:
+        table = {k: v for k, v in REGISTRY.ops.items() if v.plugin != name}
+        defs = compile_spec_file(p, table)
+        for d in defs:
+            if d.name in table:
+                raise fail(Where(str(p), d.name), "name defined twice",
+                            d.name, f"an op of that name is already registered by "
+                            f"{table[d.name].source}; rename it")
+        REGISTRY.replace(name, SpecFilePlugin(p))
+        return [REGISTRY.ops[d.name] for d in defs]
 
+
+# ----------------------------------------------------------------------------- checks
+
+#: Most work that gradient-checking the ops of one spec file may do, in array elements:
+#: every array an op call inside a formula receives or returns counts its size, and
+#: each call :data:`CALL_COST` more (a call's Python overhead is worth about that many
+#: elements). About a few seconds of work; the shipped files need under 1% of it, even
+#: at ``--order 2``.
+MAX_CHECK_WORK = 2_000_000_000
+CALL_COST = 1000
+
+
+class WorkLimit:
+    """A budget of work shared by the ops of one spec file while they are checked.
+
+    :meth:`wrap` is the ``guard`` of :class:`~tapegrad.formula.Callee`: each guarded
+    call spends the sizes of its array arguments and result; the call that overspends
+    raises :class:`SpecError` naming the file and the op, so a formula such as
+    ``sum(broadcast_to(x, shape=(100000000000,)))`` fails its check at once (the
+    broadcast view is cheap, summing it is not) instead of running for hours."""
+
+    def __init__(self, path: str, limit: int = MAX_CHECK_WORK) -> None:
+        self.path = path
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, values: Iterable[Any], op: str) -> None:
+        n = CALL_COST
+        for v in values:
+            n += getattr(v, "size", 1) if not isinstance(v, (list, tuple)) else len(v)
+        self.spent += n
+        if self.spent > self.limit:
+            raise fail(Where(self.path), f"checking the ops of this file needs more "
+                       f"than {self.limit} array elements of work (tapegrad.spec."
+                       f"MAX_CHECK_WORK; the call of op {op!r} reached it)",
+                       hint="use smaller samples, or formulas that make smaller arrays")
+
+    def wrap(self, fn: Callable[..., Any], op: str) -> Callable[..., Any]:
+        spend = self.spend
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            spend(args, op)
+            out = fn(*args, **kwargs)
+            spend((out,), op)
+            return out
+
+        guarded.__name__ = getattr(fn, "__name__", op)
+        return guarded
+
+
+def is_spec_op(info: OpInfo) -> bool:
+    """Whether ``info`` was declared in a spec file (its source is the file's path)."""
+    return bool(info.plugin) and info.source != info.plugin
+
+
+def checkable(infos: Iterable[OpInfo]) -> list[OpInfo]:
+    """``infos``, each op of a spec file replaced by a copy whose formulas run under a
+    :class:`WorkLimit` of :data:`MAX_CHECK_WORK` per file: what ``tapegrad check`` and
+    ``tapegrad spec`` gradient-check. Python ops, and ops whose file no longer compiles
+    as registered, are returned as they are."""
+    from .registry import REGISTRY, Registry
+
+    infos = list(infos)
+    guarded: dict[str, OpInfo] = {}
+    for path in dict.fromkeys(i.source for i in infos if is_spec_op(i)):
+        with REGISTRY.lock:
+            ops = dict(REGISTRY.ops)
+        scratch = {k: v for k, v in ops.items() if v.source != path}
+        limit = WorkLimit(path)
+        try:
+            defs = compile_spec_file(path, scratch, guard=limit.wrap)
+            for d in defs:
+                old = ops.get(d.name)
+                if old is None or old.source != path:
+                    raise KeyError(d.name)
+                scratch[d.name] = Registry._info(d, path, old.plugin)
+        except (SpecError, KeyError):
+            continue  # changed since it was registered: check the ops as they are
+        guarded.update({d.name: scratch[d.name] for d in defs})
+    return [guarded.get(i.name, i) if is_spec_op(i) else i for i in infos]

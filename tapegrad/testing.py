@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TapegradLookupError
 from .gradcheck import check_grads, op_samples
 from .opdef import OpInfo
 from .registry import list_ops
@@ -65,8 +66,9 @@ def ops_of(plugin: str | None = None, names: Iterable[str] | None = None,
         chosen = [i for i in chosen if i.differentiable]
     if not chosen:
         known = sorted({i.plugin for i in list_ops()} | {i.source for i in list_ops()})
-        raise LookupError(f"no registered op matches plugin={plugin!r}, names={names!r}; "
-                          f"known plugins/sources: {', '.join(known)}")
+        raise TapegradLookupError(f"no registered op matches plugin={plugin!r}, "
+                                  f"names={names!r}; known plugins/sources: "
+                                  f"{', '.join(known)}")
     return chosen
 
 

@@ -257,6 +257,14 @@ def _gradients(tape: Tape, out: Any, sources: list[Tensor], nested: bool,
     """Gradient of ``out`` (seeded by ``seed``) with respect to each source."""
     if not isinstance(out, Tensor) or out._node is None:
         return [_zeros_for(s, nested) for s in sources]
+    if any(out is s for s in sources):
+        # f returned an argument itself (the identity), which the tape never saw: its
+        # gradient is the seed, a constant (so tg.grad(tg.grad(lambda x: x)) is 0).
+        if seed is None:
+            seed = np.ones_like(out.data)
+        own = seed if isinstance(seed, Tensor) else finish(np.array(seed, copy=True),
+                                                             nested)
+        return [own if s is out else _zeros_for(s, nested) for s in sources]
     with gradient_scope(nested):
         gs = tape.gradient(out, sources, output_gradients=seed)
     return [finish(g, nested) for g in gs]
