@@ -24,7 +24,8 @@ def _scalar(out: Any) -> float:
     """The value of a one-element output; its real part if complex (see :func:`_probe`)."""
     data = out.data if isinstance(out, Tensor) else np.asarray(out)
     if data.size != 1:
-        raise TapegradValueError(f"numerical_grad: f must return one element, got shape {data.shape}")
+        raise TapegradValueError(f"numerical_grad: f must return one element, got shape "
+                                 f"{data.shape}")
     return float(np.real(data.reshape(())))
 
 

@@ -545,7 +545,7 @@ def test_cli_plugins_wraps_to_the_terminal_width(capsys, monkeypatch):
     assert lines[row + 1][:col].strip() == "" and lines[row + 1][col] != " "
     provides = " ".join(line[col:].strip() for line in lines[row:]
                         if line is lines[row] or not line[:col].strip())
-    assert provides.startswith("elementwise.yaml: arcsin, arctan, cos, cosh, exp, expm1, ...")
+    assert "elementwise.yaml: arcsin, arctan, cos, cosh, exp, expm1, ..." in provides
     monkeypatch.delenv("COLUMNS")
     code, out, _ = cli(capsys, "plugins")  # to a pipe: one line per plugin
     assert len(out.splitlines()) == 2 + len(tg.plugin_manager().list_name_plugin())
@@ -643,12 +643,6 @@ def test_numerical_grad_of_complex_inputs_follows_pytorchs_convention():
     compare(2 * (z + w), numeric, "f", 1e-5, 1e-6)
     with pytest.raises(tg.GradcheckError, match="2 of 2 elements off"):
         compare(2 * np.conj(z + w), numeric, "f", 1e-5, 1e-6)  # the other convention
-
-
-def test_numerical_grad_refuses_a_complex_loss():
-    with pytest.raises(ValueError, match="f must return a real number") as info:
-        tg.numerical_grad(lambda t: (t * 1j).sum(), np.array([1.0]))
-    assert isinstance(info.value, tg.TapegradError)
 
 
 @pytest.mark.parametrize("action, builtin", [
