@@ -123,8 +123,22 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
             results = call_vjp(rec, g, wire)
             for i, node in enumerate(rec.parents):
                 gi = results[i]
-                if node is not None and gi is not None:
+                if node is None or gi is None:
+                    continue
+                if type(node) is not Record:
                     _route(grads, heap, node, fit(gi, node, rec, i), within)
+                    continue
+                target = node.out  # the common case: a gradient that fits as it is
+                if (type(gi) is not ndarray or type(target) is not ndarray
+                        or gi.shape != target.shape or gi.dtype != target.dtype):
+                    gi = fit(gi, node, rec, i)
+                old = grads.get(node)
+                if old is not None:
+                    grads[node] = old + gi
+                else:
+                    grads[node] = gi
+                    if within is None or node in within:
+                        heappush(heap, (-node.seq, node))
             if not retain:
                 rec.release()
     except BaseException:
@@ -164,38 +178,43 @@ def _route(grads: dict, heap: list, node: Node, g: Any, within: set | None) -> N
 # ----------------------------------------------------------------------- vjp calls
 
 
-def call_vjp(rec: Record, g: Any, wire: Wire | None) -> tuple:
+def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
     """The op's vjp for one record: one gradient (or ``None``) per input."""
-    if rec.released:
+    out = rec.out
+    if out is None:
         raise _freed_error(rec)
     op = rec.op
-    saved = rec.saved if rec.saved is not None else _stand_ins(rec)
-    out = rec.out
+    saved = rec.saved if rec.saved is not None else [None] * len(rec.parents)  # variadic
     if type(out) is tuple:
         g = tuple(np.zeros(o.shape, o.dtype) if gk is None else gk
                   for gk, o in zip(g, out, strict=True))
     if wire is not None:
         return _recorded_vjp(rec, g, saved, wire)
+    vjp = op.definition.vjp
     try:
-        res = _apply(op.definition.vjp, rec.parents, g, out, saved, rec.params)
+        if type(vjp) is not tuple:
+            res = _as_tuple(vjp(g, out, *saved, **rec.params), rec)
+        else:
+            res = _apply(vjp, rec.parents, g, out, saved, rec.params)
     except (OpRuleError, DifferentiabilityError, FloatingPointError):
         raise
     except Exception as exc:
         raise OpRuleError(f"op {op.name!r} (from {op.source}): vjp raised "
                           f"{type(exc).__name__}: {exc}") from exc
-    res = _as_tuple(res, rec)
     if STATE.anomaly:
         for r in res:
             check_finite(op, "vjp", r, rec.site)
     return res
 
 
-def _apply(vjp: Any, parents: tuple, g: Any, out: Any, inputs: tuple, params: dict) -> Any:
+def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict) -> Any:
     """Call a vjp: one function for all inputs, or one per input (only those needed)."""
-    if type(vjp) is tuple:
-        return tuple(None if n is None or f is None else f(g, out, *inputs, **params)
-                     for f, n in zip(vjp, parents, strict=True))
-    return vjp(g, out, *inputs, **params)
+    if type(vjp) is not tuple:
+        return vjp(g, out, *inputs, **params)
+    res = []
+    for f, n in zip(vjp, parents, strict=True):
+        res.append(None if n is None or f is None else f(g, out, *inputs, **params))
+    return res
 
 
 def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
@@ -247,25 +266,18 @@ def _recorded_result(r: Any, node: Any, rec: Record, wire: Wire) -> Any:
         "converting to NumPy")
 
 
-def _stand_ins(rec: Record) -> tuple:
-    """Inputs for a vjp that saved none: shapes where it asked for them, else None."""
-    if rec.op.definition.save_inputs == "shape":
-        return tuple(None if n is None else ShapeOf(*n.meta()) for n in rec.parents)
-    return (None,) * len(rec.parents)
-
-
-def _as_tuple(res: Any, rec: Record) -> tuple:
+def _as_tuple(res: Any, rec: Record) -> Any:
+    """The vjp's result as a sequence of one gradient per input (checked)."""
     n = len(rec.parents)
-    if type(res) is not tuple:
-        if isinstance(res, list):
-            res = tuple(res)
-        elif n == 1:
-            res = (res,)
-        else:
+    if type(res) is tuple and len(res) == n:
+        return res
+    if type(res) is not tuple and type(res) is not list:
+        if n != 1:
             raise OpRuleError(
                 f"op {rec.op.name!r} (from {rec.op.source}): vjp returned a "
                 f"{type(res).__name__}, expected a tuple of {n} gradients (one per input, "
                 "None for an input without one)")
+        return (res,)
     if len(res) != n:
         raise OpRuleError(
             f"op {rec.op.name!r} (from {rec.op.source}): vjp returned {len(res)} gradients "

@@ -25,21 +25,22 @@ next_seq = _seq.__next__
 
 
 class Node:
-    """Base of every node kind: what ``Tensor._node`` holds for a tracked tensor."""
+    """Base of every node kind: what ``Tensor._node`` holds for a tracked tensor.
 
-    __slots__ = ("hooks",)
+    ``hooks`` (tensor hooks, see ``Tensor.register_hook``) and the record attributes
+    that are rarely set live in the instance dict, made only when one is set.
+    """
 
-    def __init__(self) -> None:
-        self.hooks: list | None = None
+    __slots__ = ("__dict__",)
+    hooks: list | None = None
 
 
 class Leaf(Node):
     """A user's tensor with ``requires_grad=True``: gradients accumulate on it."""
 
-    __slots__ = ("ref",)
+    __slots__ = ("ref", "__weakref__")
 
     def __init__(self, tensor: Any) -> None:
-        self.hooks = None
         self.ref = weakref.ref(tensor)
 
     @property
@@ -68,41 +69,43 @@ class Record(Node):
     read-only while the record may need them (see ``protect.py``); ``site`` is the
     user's source line (anomaly mode only). After a backward without ``retain_graph``
     the record is *released*: saved arrays, output and locks go; ``parents`` and
-    ``shapes`` (shape and dtype of each output) stay, for drawing.
+    ``shapes`` (shape and dtype of the output, or of each) stay, for drawing.
     """
 
-    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "locks", "site",
-                 "shapes", "__weakref__")
+    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "shapes", "__weakref__")
+    locks: Any = None
+    site: str | None = None
 
-    def __init__(self, op: Any, parents: tuple, saved: tuple | None, out: Any,
+    def __init__(self, op: Any, parents: list, saved: list | None, locks: Any, out: Any,
                  params: dict) -> None:
-        self.hooks = None
         self.op = op
         self.parents = parents
         self.saved = saved
         self.out = out
         self.params = params
         self.seq = next_seq()
-        self.locks = None
-        self.site = None
-        self.shapes = None
+        if locks is not None:
+            self.locks = locks
 
     @property
     def released(self) -> bool:
-        return self.shapes is not None
+        return self.out is None
 
     def release(self) -> None:
         """Free what the vjp needed (after its backward); keep the graph's shape."""
         out = self.out
         self.shapes = (tuple((o.shape, o.dtype) for o in out) if type(out) is tuple
-                     else ((out.shape, out.dtype),))
-        self.saved = self.out = self.locks = None
+                       else (out.shape, out.dtype))
+        self.saved = self.out = None
+        if self.locks is not None:
+            del self.locks  # its Locks go, and unlock (see protect.py)
 
     def output_meta(self, k: int = 0) -> tuple[tuple[int, ...], Any]:
         """Shape and dtype of output ``k``."""
-        if self.shapes is not None:
-            return self.shapes[k]
-        out = self.out[k] if type(self.out) is tuple else self.out
+        out = self.out
+        if out is None:
+            return self.shapes[k] if self.op.nout > 1 else self.shapes
+        out = out[k] if type(out) is tuple else out
         return out.shape, out.dtype
 
     def meta(self) -> tuple[tuple[int, ...], Any]:
@@ -115,7 +118,6 @@ class Part(Node):
     __slots__ = ("record", "index")
 
     def __init__(self, record: Record, index: int) -> None:
-        self.hooks = None
         self.record = record
         self.index = index
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .backward import _stand_ins, check_finite, strict_vjp
+from .backward import check_finite, strict_vjp
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError
 from .state import STATE
@@ -114,7 +114,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
 
 def _saved(e: Record, nested: bool) -> tuple[tuple, Any]:
     """The saved inputs and output of ``e``; wired to their nodes when nested."""
-    inputs = e.saved if e.saved is not None else _stand_ins(e)
+    inputs = e.saved if e.saved is not None else [None] * len(e.parents)
     if not nested:
         return inputs, e.out
     inputs = tuple(x if n is None or not hasattr(x, "dtype") else wire(x, n)

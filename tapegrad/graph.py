@@ -27,7 +27,7 @@ from .entry import Leaf, Part, Record
 from .errors import OpRuleError, TapegradError
 from .protect import protect
 from .state import STATE
-from .tensor import Tensor, _make
+from .tensor import Tensor, _make, _new
 
 if TYPE_CHECKING:
     from .opdef import OpInfo
@@ -40,27 +40,40 @@ _NUMBERS = (int, float, complex, bool, np.generic)
 
 
 def make_caller(info: OpInfo) -> Callable[..., Any]:
-    """Build the function behind ``tg.ops.<info.name>``."""
+    """Build the function behind ``tg.ops.<info.name>``: unwrap, forward, record."""
     forward = info.definition.forward
     nargs = info.nargs
     defaults = info.params
+    variadic = info.variadic
+    frozen = info.frozen
 
-    if info.variadic:
-
-        def call(xs: Any, *extra: Any, **params: Any) -> Any:
-            params = bind_params(info, extra, params) if extra or params else defaults
-            arrays, parents = unwrap(info, list(xs))
-            return run(info, forward, arrays, parents, params, variadic=True)
-
-    else:
-
-        def call(*args: Any, **params: Any) -> Any:
-            if len(args) != nargs or params:
-                args, params = bind(info, args, params)
+    def call(*args: Any, **params: Any) -> Any:
+        if variadic:
+            args, params = bind_variadic(info, args, params)
+        elif len(args) != nargs or params:
+            args, params = bind(info, args, params)
+        else:
+            params = defaults
+        arrays = []
+        parents = []
+        tracked = False
+        for x in args:
+            if isinstance(x, Tensor):
+                arrays.append(x._data)
+                parents.append(x._node)
+                tracked = tracked or x._node is not None
             else:
-                params = defaults
-            arrays, parents = unwrap(info, args)
-            return run(info, forward, arrays, parents, params)
+                arrays.append(x if type(x) is ndarray else as_input(x, info, len(arrays)))
+                parents.append(None)
+        if tracked and frozen:
+            tracked = freeze(parents, frozen)
+        try:
+            out = forward(arrays, **params) if variadic else forward(*arrays, **params)
+        except Exception as exc:
+            raise forward_failed(info, exc, arrays, params) from exc
+        if not tracked:
+            return untracked(info, out)
+        return record(info, parents, arrays, out, params)
 
     call.__name__ = call.__qualname__ = info.name
     call.__doc__ = f"{info.describe()}\n\n{info.doc}".rstrip()
@@ -68,36 +81,12 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
     return call
 
 
-def run(info: OpInfo, forward: Callable[..., Any], arrays: tuple, parents: tuple | None,
-        params: dict, variadic: bool = False) -> Any:
-    """Run the forward; record the call if an input is tracked."""
-    try:
-        out = forward(arrays, **params) if variadic else forward(*arrays, **params)
-    except Exception as exc:
-        raise forward_failed(info, exc, arrays, params) from exc
-    if parents is None:
-        return untracked(info, out, arrays)
-    return record(info, parents, arrays, out, params)
-
-
-def unwrap(info: OpInfo, args: Any) -> tuple[tuple, tuple | None]:
-    """The inputs' arrays, and their parent nodes (``None`` when none is tracked)."""
-    arrays = []
-    parents = []
-    tracked = False
-    nondiff = info.definition.nondiff
-    for i, x in enumerate(args):
-        if isinstance(x, Tensor):
-            arrays.append(x._data)
-            node = x._node
-            if node is not None and info.differentiable and i not in nondiff:
-                tracked = True
-                parents.append(node)
-                continue
-        else:
-            arrays.append(as_input(x, info, i))
-        parents.append(None)
-    return tuple(arrays), tuple(parents) if tracked else None
+def freeze(parents: list, frozen: frozenset) -> bool:
+    """Drop the parents of inputs that never carry a gradient; is any input tracked?"""
+    for i in frozen:
+        if i < len(parents):
+            parents[i] = None
+    return any(n is not None for n in parents)
 
 
 def as_input(x: Any, info: OpInfo, pos: int) -> Any:
@@ -123,6 +112,14 @@ def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
     return inputs, bind_params(info, args[ninputs:], params)
 
 
+def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
+    if not args:
+        raise TypeError(f"op {info.name!r} ({info.source}) takes a sequence of inputs")
+    extra = args[1:]
+    return list(args[0]), (bind_params(info, extra, params) if extra or params
+                           else info.params)
+
+
 def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
     names = list(info.params)
     if len(extra) > len(names):
@@ -142,78 +139,101 @@ def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
 # --------------------------------------------------------------------------- recording
 
 
-def record(info: OpInfo, parents: tuple, arrays: tuple, out: Any, params: dict) -> Any:
-    """Append one record for a call with tracked inputs; return the output tensor(s)."""
+def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) -> Any:
+    """Append one record for a call with tracked inputs; return the output tensor(s).
+
+    The one place that checks outputs, decides what the record saves (protecting what
+    the user can still change) and builds the record and its result tensor.
+    """
     if not STATE.quiet:
         if STATE.anomaly:
             check_finite(info, "forward", out, user_site)
         if not STATE.thread.grad_enabled:
-            return untracked(info, out, arrays)
-    outs = checked_outputs(info, out, arrays)
+            return untracked(info, out)
+    multi = info.nout > 1 or isinstance(out, tuple)
+    outs = checked_outputs(info, out, arrays) if multi else _checked(info, out, arrays)
     if outs is None:
-        return untracked(info, out, arrays)
-    if not info.definition.complex and _complex(outs, arrays, parents):
+        return untracked(info, out)
+    if not info.complex and _complex(arrays, parents):
         raise complex_error(info)
-    saved, locks = what_to_save(info, parents, arrays)
-    multi = isinstance(out, tuple)
-    rec = Record(info, parents, saved, outs if multi else outs[0], params)
-    rec.locks = locks
+    keep = info.save_inputs
+    if keep is True and all_private(arrays, parents) or keep is False:
+        saved, locks = (arrays if keep else info.blank), None
+    else:
+        saved, locks = what_to_save(info, parents, arrays)
+    rec = Record(info, parents, saved, locks, outs, params)
     if not STATE.quiet:
         if STATE.anomaly:
             rec.site = user_site()
         for tape in STATE.thread.tapes:
             tape.records.append(rec)
     if not multi:
-        return _make(rec.out, rec)
+        t = _new(Tensor)
+        t._data = outs
+        t._node = rec
+        return t
     tensors = [_make(o, Part(rec, k)) for k, o in enumerate(outs)]
     return tuple(tensors) if type(out) is tuple else type(out)(*tensors)
 
 
-def what_to_save(info: OpInfo, parents: tuple, arrays: tuple) -> tuple[tuple | None, Any]:
+def all_private(arrays: list, parents: list) -> bool:
+    """Whether every saved array is a recorded op's own output (or not an ndarray)."""
+    for a, n in zip(arrays, parents, strict=True):
+        if type(a) is ndarray and (n is None or isinstance(n, Leaf) or a.base is not None):
+            return False
+    return True
+
+
+def what_to_save(info: OpInfo, parents: list, arrays: list) -> tuple[Any, Any]:
     """The inputs the vjp will get, protected from later in-place changes, and locks.
 
     An input is private (needs no protection) when it is the output of a recorded op
     that owns its memory: that array leaves the engine only read-only. Leaf data,
     constants and views of anything are protected (``protect.protect``).
     """
-    keep = info.definition.save_inputs
+    keep = info.save_inputs
+    if keep == "shape":
+        return [ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a for a in arrays], None
     if keep is not True:
-        if keep == "shape":
-            return tuple(ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a
-                         for a in arrays), None
-        return None, None
-    private = tuple(n is not None and type(n) is not Leaf and getattr(a, "base", 0) is None
-                    for a, n in zip(arrays, parents, strict=True))
-    if all(private):
-        return arrays, None
+        return info.blank, None
+    private = [n is not None and not isinstance(n, Leaf) and getattr(a, "base", 0) is None
+               for a, n in zip(arrays, parents, strict=True)]
     return protect(arrays, private)
 
 
-def checked_outputs(info: OpInfo, out: Any, arrays: tuple) -> tuple | None:
-    """The forward's output(s) as a tuple of arrays; ``None`` if not differentiable."""
-    outs = tuple(out) if isinstance(out, tuple) else (out,)
-    if len(outs) != info.definition.nout:
-        raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned "
-                          f"{len(outs)} output(s), declared nout={info.definition.nout}")
-    fixed = []
-    for o in outs:
-        o = _as_array(info, o)
-        if o.dtype.kind not in "fc":
-            return None  # integer or bool results carry no gradient
-        if any(o is a for a in arrays):
-            o = o.view()  # never hand out an input's own array (x.astype(x.dtype))
-        fixed.append(o)
-    return tuple(fixed)
+def checked_outputs(info: OpInfo, out: Any, arrays: list) -> tuple | None:
+    """The outputs of a several-output op as a tuple of arrays; ``None`` if they are
+    not differentiable."""
+    if not isinstance(out, tuple) or len(out) != info.nout:
+        n = len(out) if isinstance(out, tuple) else 1
+        raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned {n} "
+                          f"output(s), declared nout={info.nout}")
+    outs = tuple(_checked(info, o, arrays) for o in out)
+    return None if any(o is None for o in outs) else outs
 
 
-def untracked(info: OpInfo, out: Any, arrays: tuple) -> Any:
+def _checked(info: OpInfo, out: Any, arrays: list) -> Any:
+    """One output as an array; ``None`` for an integer or bool one (no gradient)."""
+    kind = out.dtype.kind if type(out) is ndarray else None
+    if kind != "f" and kind != "c":
+        out = _as_array(info, out)
+        if out.dtype.kind not in "fc":
+            return None
+    for a in arrays:
+        if a is out:  # never hand out an input's own array (x.astype(x.dtype))
+            return out.view()
+    return out
+
+
+def untracked(info: OpInfo, out: Any) -> Any:
     """The result of a call nothing records."""
     if not STATE.quiet and STATE.anomaly:
         check_finite(info, "forward", out, user_site)
     if isinstance(out, tuple):
         ts = [_make(_as_array(info, o), None) for o in out]
         return tuple(ts) if type(out) is tuple else type(out)(*ts)
-    return _make(_as_array(info, out), None)
+    return _make(out if type(out) is ndarray and out.dtype.kind in "biufc"
+                 else _as_array(info, out), None)
 
 
 def _as_array(info: OpInfo, out: Any) -> Any:
@@ -229,7 +249,7 @@ def _as_array(info: OpInfo, out: Any) -> Any:
     return out
 
 
-def _complex(outs: tuple, arrays: tuple, parents: tuple) -> bool:
+def _complex(arrays: list, parents: list) -> bool:
     """Whether a complex value that needs a gradient is an input of the call."""
     return any(n is not None and getattr(a, "dtype", None) is not None and a.dtype.kind == "c"
                for a, n in zip(arrays, parents, strict=True))

@@ -114,6 +114,17 @@ class OpInfo:
     call: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     plugin: str = ""
 
+    def __post_init__(self) -> None:
+        # Derived once, read by the engine on every call.
+        d = self.definition
+        #: inputs that never carry a gradient: nondiff ones, or all of a constant op
+        self.frozen = frozenset(range(self.nargs)) if d.vjp is None else frozenset(d.nondiff)
+        self.save_inputs = d.save_inputs
+        self.complex = d.complex
+        self.nout = d.nout
+        #: what a vjp that saved no inputs gets in their place
+        self.blank = None if d.variadic else (None,) * self.nargs
+
     @property
     def forward(self) -> Callable[..., Any]:
         return self.definition.forward

@@ -28,6 +28,7 @@ modules' hypothesis settings are left alone).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import warnings
@@ -235,25 +236,30 @@ def build_catalogue() -> list[Case]:
     return cases
 
 
-CONV_SRC = Path(__file__).resolve().parents[1] / "plugins" / "tapegrad-conv" / "src"
+PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"
+#: (plugin name, source folder, module) of the plugin distributions in this repository
+SHIPPED_PLUGINS = [
+    ("conv", PLUGINS_DIR / "tapegrad-conv" / "src", "tapegrad_conv.plugin"),
+    ("scipy", PLUGINS_DIR / "tapegrad-scipy" / "src", "tapegrad_scipy.plugin"),
+]
 
 
 @contextlib.contextmanager
 def shipped_plugins():
-    """The repository's plugin distribution registered while inside, if not installed.
+    """The repository's plugin distributions registered while inside, if not installed.
 
     Its ops (Python and YAML) then take part in the programs, as its own test suite
     registers it; whatever this adds is removed on the way out.
     """
     added = []
-    if not tg.plugin_manager().has_plugin("conv") and CONV_SRC.is_dir():
-        if str(CONV_SRC) not in sys.path:
-            sys.path.insert(0, str(CONV_SRC))
+    for name, src, module in SHIPPED_PLUGINS:
+        if tg.plugin_manager().has_plugin(name) or not src.is_dir():
+            continue
+        if str(src) not in sys.path:
+            sys.path.insert(0, str(src))
         try:
-            import tapegrad_conv.plugin as conv
-
-            tg.register_plugin(conv, name="conv")
-            added.append("conv")
+            tg.register_plugin(importlib.import_module(module), name=name)
+            added.append(name)
         except ImportError:
             pass
     try:
