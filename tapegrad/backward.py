@@ -212,8 +212,9 @@ def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict
     if type(vjp) is not tuple:
         return vjp(g, out, *inputs, **params)
     res = []
-    for f, n in zip(vjp, parents, strict=True):
-        res.append(None if n is None or f is None else f(g, out, *inputs, **params))
+    for i in range(len(parents)):
+        f = vjp[i]
+        res.append(None if parents[i] is None or f is None else f(g, out, *inputs, **params))
     return res
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .backward import ShapeOf, check_finite
 from .entry import Leaf, Part, Record
-from .errors import OpRuleError, TapegradError
+from .errors import OpRuleError, TapegradError, TapegradTypeError
 from .protect import protect
 from .state import STATE
 from .tensor import Tensor, _make, _new
@@ -97,7 +97,7 @@ def as_input(x: Any, info: OpInfo, pos: int) -> Any:
         arr = np.asarray(x)  # a sequence holding a tracked Tensor refuses (conversion rule)
         if arr.dtype.kind in "biufc":
             return arr
-    raise TypeError(f"op {info.name!r} ({info.source}): input {pos} is a "
+    raise TapegradTypeError(f"op {info.name!r} ({info.source}): input {pos} is a "
                     f"{type(x).__name__}, expected a Tensor, an array or a number")
 
 
@@ -105,7 +105,7 @@ def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
     """Split a call's arguments into inputs and params (positional params allowed)."""
     need = info.nargs - info.definition.optional
     if len(args) < need:
-        raise TypeError(f"op {info.name!r} ({info.source}) takes {need} input(s), got "
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {need} input(s), got "
                         f"{len(args)}")
     ninputs = min(len(args), info.nargs)
     inputs = args[:ninputs] + (None,) * (info.nargs - ninputs)
@@ -114,7 +114,7 @@ def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
 
 def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
     if not args:
-        raise TypeError(f"op {info.name!r} ({info.source}) takes a sequence of inputs")
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes a sequence of inputs")
     extra = args[1:]
     return list(args[0]), (bind_params(info, extra, params) if extra or params
                            else info.params)
@@ -123,16 +123,16 @@ def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
 def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
     names = list(info.params)
     if len(extra) > len(names):
-        raise TypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} input(s) and "
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} input(s) and "
                         f"params {names}, but {info.nargs + len(extra)} were given")
     unknown = params.keys() - info.params.keys()
     if unknown:
-        raise TypeError(f"op {info.name!r} ({info.source}) got unexpected parameter(s) "
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) got unexpected parameter(s) "
                         f"{sorted(unknown)}; it takes {names or 'none'}")
     bound = dict(zip(names, extra, strict=False))
     dup = bound.keys() & params.keys()
     if dup:
-        raise TypeError(f"op {info.name!r}: got multiple values for {sorted(dup)}")
+        raise TapegradTypeError(f"op {info.name!r}: got multiple values for {sorted(dup)}")
     return {**info.params, **bound, **params}
 
 
@@ -178,9 +178,12 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
 
 def all_private(arrays: list, parents: list) -> bool:
     """Whether every saved array is a recorded op's own output (or not an ndarray)."""
-    for a, n in zip(arrays, parents, strict=True):
-        if type(a) is ndarray and (n is None or isinstance(n, Leaf) or a.base is not None):
-            return False
+    for i in range(len(arrays)):  # (not zip: it costs more than the loop, at 1-2 inputs)
+        a = arrays[i]
+        if type(a) is ndarray:
+            n = parents[i]
+            if n is None or isinstance(n, Leaf) or a.base is not None:
+                return False
     return True
 
 
@@ -251,12 +254,15 @@ def _as_array(info: OpInfo, out: Any) -> Any:
 
 def _complex(arrays: list, parents: list) -> bool:
     """Whether a complex value that needs a gradient is an input of the call."""
-    return any(n is not None and getattr(a, "dtype", None) is not None and a.dtype.kind == "c"
-               for a, n in zip(arrays, parents, strict=True))
+    for i in range(len(arrays)):
+        dtype = getattr(arrays[i], "dtype", None)
+        if parents[i] is not None and dtype is not None and dtype.kind == "c":
+            return True
+    return False
 
 
 def complex_error(info: OpInfo) -> TypeError:
-    return type("OpComplexError", (TapegradError, TypeError), {})(
+    return TapegradTypeError(
         f"op {info.name!r} (from {info.source}) has no rule for complex numbers, and a "
         "complex value needing a gradient reached it. Use real inputs, or declare the op "
         "OpDef(complex=True) once its vjp is right for complex inputs (docs/TRANSFORMS.md)")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .backward import conj, make_seed, replay
 from .entry import Record, Watched
-from .errors import GraphError
+from .errors import GraphError, TapegradTypeError
 from .state import STATE
 from .tensor import Tensor, wire
 
@@ -111,9 +111,9 @@ class Tape:
                              "`with tg.Tape() as tape:`")
         for t in _flatten(tensors):
             if not isinstance(t, Tensor):
-                raise TypeError(f"Tape.watch() takes Tensors, got {type(t).__name__}")
+                raise TapegradTypeError(f"Tape.watch() takes Tensors, got {type(t).__name__}")
             if t.dtype.kind not in "fc":
-                raise TypeError(f"Tape.watch(): cannot watch a tensor of dtype {t.dtype}")
+                raise TapegradTypeError(f"Tape.watch(): cannot watch a tensor of dtype {t.dtype}")
             if t._node is None:
                 t._node = Watched(t)
             self._watched.setdefault(t, t._node)
@@ -136,7 +136,7 @@ class Tape:
         srcs = [sources] if single else list(_flatten([sources]))
         for s in [target, *srcs]:
             if not isinstance(s, Tensor):
-                raise TypeError(f"Tape.gradient() takes Tensors, got {type(s).__name__}")
+                raise TapegradTypeError(f"Tape.gradient() takes Tensors, got {type(s).__name__}")
         recording = STATE.thread.grad_enabled and any(t is not self for t in STATE.tapes)
         grads = self._replay(target, srcs, output_gradients, recording)
         results = [_result(grads.get(s._node or self._watched.get(s)), s, recording)

@@ -21,7 +21,7 @@ import numpy as np
 from . import backward as _backward
 from .dispatch import NumpyProtocol
 from .entry import Leaf, Node, Watched
-from .errors import GraphError
+from .errors import GraphError, TapegradTypeError
 
 _new = object.__new__
 ndarray = np.ndarray
@@ -65,9 +65,9 @@ class Tensor(NumpyProtocol):
             return  # an in-place update (x.data -= ...) that NumPy already allowed
         arr = value if isinstance(value, ndarray) else np.asarray(value)
         if arr.dtype.kind not in "biufc":
-            raise TypeError(f"Tensor.data must be numeric, got dtype {arr.dtype}")
+            raise TapegradTypeError(f"Tensor.data must be numeric, got dtype {arr.dtype}")
         if self.requires_grad and arr.dtype.kind not in "fc":
-            raise TypeError(f"Tensor.data of a tensor that requires grad must be floating, "
+            raise TapegradTypeError(f"Tensor.data of a tensor that requires grad must be floating, "
                             f"got dtype {arr.dtype}")
         self._data = arr
 
@@ -101,7 +101,7 @@ class Tensor(NumpyProtocol):
                                  "use .detach() to get a tensor cut from the graph")
             return
         if flag and self._data.dtype.kind not in "fc":
-            raise TypeError(
+            raise TapegradTypeError(
                 f"requires_grad=True needs a floating-point tensor, got dtype "
                 f"{self._data.dtype}; convert first, e.g. tg.tensor(x, dtype=float)")
         if flag != self.requires_grad:
@@ -205,7 +205,7 @@ class Tensor(NumpyProtocol):
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
+            raise TapegradTypeError("len() of a 0-d tensor")
         return len(self._data)
 
     def __bool__(self) -> bool:
@@ -224,7 +224,7 @@ class Tensor(NumpyProtocol):
         return self._data.__index__()
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        raise TypeError(
+        raise TapegradTypeError(
             "Tensors are immutable: build a new tensor with ops (tg.ops.where, "
             "concatenate, ...), or write into .data of a leaf when no graph uses it")
 
@@ -309,10 +309,10 @@ def _to_data(data: Any, dtype: Any) -> Any:
     try:
         arr = np.array(data, dtype=dtype, copy=True)
     except (TypeError, ValueError) as e:
-        raise TypeError(
+        raise TapegradTypeError(
             f"tg.tensor: cannot make a numeric array from {_short(data)}: {e}") from None
     if arr.dtype.kind not in "biufc":
-        raise TypeError(
+        raise TapegradTypeError(
             f"tg.tensor: data must be numeric, got dtype {arr.dtype} from {_short(data)}")
     return arr
 

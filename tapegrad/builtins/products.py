@@ -85,32 +85,28 @@ def _dot_axes(a, b):
     return [a.ndim - 1], [max(b.ndim - 2, 0)]
 
 
-def dot_grad_a(g, out, a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        return g * b
-    return tensordot_grad_a(g, out, a, b, axes=_dot_axes(a, b))
+def _contraction_grads(axes_of):
+    """The vjps of a product contracting ``axes_of(a, b)`` (a scalar operand scales)."""
 
+    def grad_a(g, out, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            return g * b
+        return tensordot_grad_a(g, out, a, b, axes=axes_of(a, b))
 
-def dot_grad_b(g, out, a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        return g * a
-    return tensordot_grad_b(g, out, a, b, axes=_dot_axes(a, b))
+    def grad_b(g, out, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            return g * a
+        return tensordot_grad_b(g, out, a, b, axes=axes_of(a, b))
+
+    return grad_a, grad_b
 
 
 def _inner_axes(a, b):
     return [a.ndim - 1], [b.ndim - 1]
 
 
-def inner_grad_a(g, out, a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        return g * b
-    return tensordot_grad_a(g, out, a, b, axes=_inner_axes(a, b))
-
-
-def inner_grad_b(g, out, a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        return g * a
-    return tensordot_grad_b(g, out, a, b, axes=_inner_axes(a, b))
+dot_grad_a, dot_grad_b = _contraction_grads(_dot_axes)
+inner_grad_a, inner_grad_b = _contraction_grads(_inner_axes)
 
 
 def outer_grad_a(g, out, a, b):

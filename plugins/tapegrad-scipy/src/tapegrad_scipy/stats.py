@@ -141,25 +141,20 @@ def _gamma_cdf(x, a, loc=0.0, scale=1.0):
 gamma = _Distribution("gamma", logpdf=_gamma_logpdf, pdf=_gamma_pdf, cdf=_gamma_cdf)
 
 
+# chi2(df, loc, scale) is gamma(df / 2, loc, 2 * scale)
+
+
 def _chi2_logpdf(x, df, loc=0.0, scale=1.0):
-    z = _standard(x, loc, scale)
-    ok = _data(z) >= 0
-    zs = _inside(ok, z, 1.0)
-    half = df / 2
-    lp = (O.xlogy(half - 1, zs) - zs / 2 - O.gammaln(half) - half * math.log(2)
-          - O.log(scale))
-    return O.where(ok, lp, -np.inf)
+    return _gamma_logpdf(x, df / 2, loc, 2 * scale)
 
 
 def _chi2_pdf(x, df, loc=0.0, scale=1.0):
-    return O.exp(_chi2_logpdf(x, df, loc, scale))
+    return _gamma_pdf(x, df / 2, loc, 2 * scale)
 
 
 def _chi2_cdf(x, df, loc=0.0, scale=1.0):
     """``df`` is nondiff."""
-    z = _standard(x, loc, scale)
-    ok = _data(z) > 0
-    return O.where(ok, O.gammainc(df / 2, _inside(ok, z, 1.0) / 2), 0.0)
+    return _gamma_cdf(x, df / 2, loc, 2 * scale)
 
 
 chi2 = _Distribution("chi2", logpdf=_chi2_logpdf, pdf=_chi2_pdf, cdf=_chi2_cdf)
