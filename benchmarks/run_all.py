@@ -4,13 +4,23 @@
 other options (``--no-compare``, ``--strict``, ``--threads``, ``--clock``, ``--no-gc``)
 are passed on to every script. Exit status: non-zero if any script failed (or, with ``--strict``,
 missed a target); a summary of every target line is printed at the end.
+
+``--against REF [--rounds 3]``: A/B against another commit in one run. ``REF`` is exported
+with ``git archive`` to a temporary folder, and each script runs alternately on this
+checkout and on it (``TAPEGRAD_ROOT``) for ``--rounds`` rounds, so both sides see the
+same machine load; printed per benchmark: every round's ratios for both sides and their
+medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-gc", action="store_true")
     p.add_argument("--threads", default=None)
     p.add_argument("--clock", choices=("wall", "cpu"), default=None)
+    p.add_argument("--against", metavar="REF", default=None,
+                   help="A/B against this commit, alternating runs")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of --against")
     args = p.parse_args(argv)
     names = args.only.split(",") if args.only else list(SCRIPTS)
     unknown = set(names) - set(SCRIPTS)
@@ -39,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         passthrough += ["--threads", args.threads]
     if args.clock is not None:
         passthrough += ["--clock", args.clock]
+    if args.against:
+        return against(args.against, names, passthrough, args.rounds)
     if args.json_dir:
         Path(args.json_dir).mkdir(parents=True, exist_ok=True)
 
@@ -65,6 +80,47 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- A/B
+
+RATIO = re.compile(r"^ratio (?P<what>.+?) = (?P<value>[0-9.]+)")
+
+
+def export(ref: str, dest: Path) -> None:
+    """Write ``ref``'s ``tapegrad`` and ``specs`` folders into ``dest``."""
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", ref, "tapegrad",
+                              "specs"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+
+
+def ratios(script: str, root: Path | None, extra: list[str]) -> dict[str, float]:
+    """The ``ratio ... = X`` lines of one run of ``script``, by what they measure."""
+    env = dict(os.environ)
+    env.pop("TAPEGRAD_ROOT", None)
+    if root is not None:
+        env["TAPEGRAD_ROOT"] = str(root)
+    out = subprocess.run([sys.executable, str(HERE / f"{script}.py"), *extra], env=env,
+                         capture_output=True, text=True).stdout
+    return {m["what"]: float(m["value"]) for m in map(RATIO.match, out.splitlines()) if m}
+
+
+def against(ref: str, names: list[str], extra: list[str], rounds: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        export(ref, Path(tmp))
+        for name in names:
+            runs: dict[str, list[dict[str, float]]] = {"this checkout": [], ref: []}
+            for _ in range(rounds):
+                runs["this checkout"].append(ratios(name, None, extra))
+                runs[ref].append(ratios(name, Path(tmp), extra))
+            print(f"== {name}", flush=True)
+            for side, results in runs.items():
+                for k in sorted({k for r in results for k in r}):
+                    values = [r[k] for r in results if k in r]
+                    shown = " ".join(f"{v:.3g}" for v in values)
+                    print(f"  {side:>14}  {k}: {shown}  (median "
+                          f"{statistics.median(values):.3g})", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

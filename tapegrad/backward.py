@@ -192,10 +192,10 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
         return _recorded_vjp(rec, g, saved, wire)
     vjp = op.definition.vjp
     try:
-        if type(vjp) is not tuple:
-            res = _as_tuple(vjp(g, out, *saved, **rec.params), rec)
-        else:
-            res = _apply(vjp, rec.parents, g, out, saved, rec.params)
+        res = (vjp(g, out, *saved, **rec.params) if type(vjp) is not tuple
+               else _apply(vjp, rec.parents, g, out, saved, rec.params))
+        if type(res) not in (tuple, list) or len(res) != len(rec.parents):
+            res = _as_tuple(res, rec)
     except (OpRuleError, DifferentiabilityError, FloatingPointError):
         raise
     except Exception as exc:

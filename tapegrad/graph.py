@@ -151,7 +151,12 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
         if not STATE.thread.grad_enabled:
             return untracked(info, out)
     multi = info.nout > 1 or isinstance(out, tuple)
-    outs = checked_outputs(info, out, arrays) if multi else _checked(info, out, arrays)
+    if multi:
+        outs = checked_outputs(info, out, arrays)
+    elif type(out) is ndarray and out.dtype.kind == "f" and out.base is None:
+        outs = out  # the common case: a fresh floating array (so not an input's own)
+    else:
+        outs = _checked(info, out, arrays)
     if outs is None:
         return untracked(info, out)
     if not info.complex and _complex(arrays, parents):
