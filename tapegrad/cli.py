@@ -1,6 +1,7 @@
 """The ``tapegrad`` command: list ops and plugins, gradient-check ops and YAML specs.
 
     tapegrad ops [NAME ...] [--plugin P] [--long]
+    tapegrad ops --numpy
     tapegrad plugins [--json]
     tapegrad check [OP ...] [--order N] [--seed S]
     tapegrad spec FILE.yaml [--no-check]
@@ -172,6 +173,13 @@ def plugin_version(plugin: str) -> str:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
+    if args.numpy:
+        if args.names or args.plugin or args.json or args.long:
+            raise UsageError("--numpy takes no op names and no other option")
+        from tapegrad.numpy_doc import render
+
+        sys.stdout.write(render())
+        return 0
     infos = resolve_ops(args.names) if args.names else tg.list_ops()
     if args.plugin:
         check_plugin(args.plugin)
@@ -352,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", help="only ops from this plugin (name as in `tapegrad plugins`)")
     p.add_argument("--long", action="store_true", help="full paths of spec files")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("--numpy", action="store_true",
+                   help="the NumPy/SciPy functions that run an op on Tensors, as Markdown "
+                        "(docs/NUMPY.md)")
     p.set_defaults(func=cmd_ops)
 
     p = sub.add_parser("plugins", help="loaded plugins and what they provide",
