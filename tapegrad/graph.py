@@ -153,8 +153,11 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
     multi = info.nout > 1 or isinstance(out, tuple)
     if multi:
         outs = checked_outputs(info, out, arrays)
-    elif type(out) is ndarray and out.dtype.kind == "f" and out.base is None:
-        outs = out  # the common case: a fresh floating array (so not an input's own)
+    elif type(out) is ndarray and out.dtype.kind == "f":
+        outs = out  # the common case: a floating array ...
+        for a in arrays:
+            if a is out:  # ... but never an input's own (x.astype(x.dtype))
+                outs = out.view()
     else:
         outs = _checked(info, out, arrays)
     if outs is None:
