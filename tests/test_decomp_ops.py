@@ -203,3 +203,111 @@ def test_qr_modes():
     tg.check_grads(lambda t: np.linalg.qr(t, "complete")[0], a.T, order=2)   # m <= n
     with pytest.raises(ValueError, match="raw"):
         np.linalg.qr(tg.tensor(a, requires_grad=True), mode="raw")
+
+
+# ----------------------------------------------------------------------- the split family
+
+X = r(4, 6, 2)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (np.split, (2,)), (np.split, (3, 1)), (np.split, ([1, 4], 1)), (np.split, ([2, 1, 9], -2)),
+    (np.array_split, (3,)), (np.array_split, (4, 1)), (np.array_split, ([5], 1)),
+    (np.hsplit, (2,)), (np.hsplit, ([1, 5],)), (np.vsplit, (2,)), (np.vsplit, ([3],)),
+    (np.dsplit, (2,)), (np.dsplit, ([1],)),
+])
+def test_split_family_forward_and_gradients_reassemble(fn, args):
+    x = tg.tensor(X, requires_grad=True)
+    pieces = fn(x, *args)
+    want = fn(X, *args)
+    assert type(pieces) is list and len(pieces) == len(want)
+    for p, w in zip(pieces, want, strict=True):
+        assert isinstance(p, tg.Tensor) and p.shape == w.shape
+        np.testing.assert_array_equal(p.data, w)
+    # weighting piece k by k + 1 gives each input element the weight of its piece
+    weights = [np.full(w.shape, k + 1.0) for k, w in enumerate(want)]
+    sum(((p * wk).sum() for p, wk in zip(pieces, weights, strict=True)), 0.0).backward()
+    expected = np.zeros(X.shape)
+    for k, w in enumerate(fn(np.arange(X.size).reshape(X.shape), *args)):
+        np.add.at(expected.reshape(-1), w.ravel(), k + 1.0)    # unsorted cuts overlap
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_split_second_order_and_numpys_errors():
+    x = r(6)
+    tg.check_grads(lambda t: np.split(t, [2, 3])[0] ** 3 + np.split(t, [2, 4], axis=0)[2] ** 2, x,
+                   order=2)
+    t = tg.tensor(x, requires_grad=True)
+    with pytest.raises(ValueError, match="equal division"):
+        np.split(t, 4)
+    with pytest.raises(ValueError, match="2 or more dimensions"):
+        np.vsplit(t, 2)
+    assert len(np.array_split(t, 4)) == 4
+
+
+# ----------------------------------------------------------------------- several arrays
+
+
+def test_broadcast_arrays_gives_tensors_of_the_common_shape_summing_back():
+    a = tg.tensor(r(3, 1), requires_grad=True)
+    b = tg.tensor(r(4), requires_grad=True)
+    res = np.broadcast_arrays(a, b, np.ones((2, 1, 1)))
+    want = np.broadcast_arrays(a.data, b.data, np.ones((2, 1, 1)))
+    assert type(res) is type(want) and len(res) == 3
+    for t, w in zip(res, want, strict=True):
+        np.testing.assert_array_equal(t.data, w)
+    (res[0] * res[1] * 2.0).sum().backward()
+    np.testing.assert_allclose(a.grad, 2 * 2.0 * b.data.sum() * np.ones((3, 1)))
+    np.testing.assert_allclose(b.grad, 2 * 2.0 * a.data.sum() * np.ones(4))
+
+
+def test_np_gradient_over_several_axes_is_a_tuple_with_its_gradients():
+    m = r(3, 4)
+    res = np.gradient(tg.tensor(m, requires_grad=True), 0.5, edge_order=2)
+    want = np.gradient(m, 0.5, edge_order=2)
+    assert type(res) is type(want) and len(res) == 2
+    for t, w in zip(res, want, strict=True):
+        np.testing.assert_allclose(t.data, w)
+    res = np.gradient(tg.tensor(m), 2.0, 0.5)
+    for t, w in zip(res, np.gradient(m, 2.0, 0.5), strict=True):
+        np.testing.assert_allclose(t.data, w)
+    one = np.gradient(tg.tensor(m), axis=(1,))
+    np.testing.assert_allclose(one.data, np.gradient(m, axis=(1,)))
+    tg.check_grads(lambda t: np.gradient(t, 0.5, axis=(0, 1))[1] * np.gradient(t)[0], m,
+                   order=2)
+    with pytest.raises(TypeError, match="invalid number"):
+        np.gradient(tg.tensor(m, requires_grad=True), 1.0, 2.0, 3.0)
+
+
+@pytest.mark.parametrize("fn", [np.atleast_1d, np.atleast_2d, np.atleast_3d])
+def test_atleast_nd_of_several_arrays(fn):
+    xs = [r(), r(3), r(2, 3)]
+    res = fn(*[tg.tensor(x, requires_grad=True) for x in xs])
+    want = fn(*xs)
+    assert type(res) is type(want) is tuple
+    for t, w in zip(res, want, strict=True):
+        np.testing.assert_array_equal(t.data, w)
+    ts = [tg.tensor(x, requires_grad=True) for x in xs]
+    sum((o.sum() * k for k, o in enumerate(fn(*ts), 1)), 0.0).backward()
+    for k, t in enumerate(ts, 1):
+        np.testing.assert_array_equal(t.grad, np.full(t.shape, float(k)))
+
+
+# ----------------------------------------------------------------------- divmod
+
+
+def test_divmod_operator_and_ufunc_give_floor_divide_and_remainder():
+    a, b = np.array([5.5, -3.2, 7.25]), np.array([2.0, 1.5, -2.5])
+    x = tg.tensor(a, requires_grad=True)
+    y = tg.tensor(b, requires_grad=True)
+    for got, want in ((divmod(x, y), np.divmod(a, b)), (np.divmod(x, y), np.divmod(a, b)),
+                      (divmod(x, 2.0), np.divmod(a, 2.0)), (divmod(a, y), np.divmod(a, b)),
+                      (divmod(3.0, y), np.divmod(3.0, b))):
+        assert type(got) is tuple and len(got) == 2
+        np.testing.assert_allclose(got[0].data, want[0])
+        np.testing.assert_allclose(got[1].data, want[1])
+    q, m = divmod(x, y)
+    (q * 10.0 + m * 3.0).sum().backward()          # the quotient contributes nothing
+    np.testing.assert_allclose(x.grad, 3.0 * np.ones(3))
+    np.testing.assert_allclose(y.grad, -3.0 * np.floor(a / b))
+    tg.check_grads(lambda s, t: divmod(s, t)[1] ** 2, a, b, order=2)
