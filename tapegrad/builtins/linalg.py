@@ -1,4 +1,5 @@
-"""Linear algebra (np.linalg): inv, pinv, det, solve, cholesky, norm, matrix_power, svdvals.
+"""Linear algebra (np.linalg): inv, pinv, det, solve, cholesky, norm, matrix_power, svdvals,
+and the decompositions slogdet, eigh, eigvalsh, eig, eigvals, svd, qr.
 
 Every op takes stacks of matrices ``(..., m, n)`` where NumPy does. Rules use solves
 rather than explicit inverses where they can. inv, det, solve and matrix_power are
