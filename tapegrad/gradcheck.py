@@ -434,6 +434,7 @@ def op_errors(info: OpInfo, rng: np.random.Generator | None = None,
 
 def _measure(f: Callable[..., Any], args: list[Any], nums: list[int], res: OpCheckResult,
              name: str, rtol: float | None, atol: float | None) -> None:
+    f = _flat_output(f)  # several outputs: checked together
     with no_grad():
         out0 = f(*[tensor(_as_float(a)) if i in nums else a for i, a in enumerate(args)])
     _require_finite(out0, name)

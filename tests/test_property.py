@@ -112,12 +112,20 @@ class Case:
     def call(self, *xs: Any) -> Any:
         if self.info.variadic:
             return self.info.call(list(xs), **self.params)
-        return self.info.call(*xs, **self.params)
+        return _joined(self.info.call(*xs, **self.params), tg.ops.concatenate)
 
     def forward(self, *xs: Any) -> Any:
         if self.info.variadic:
             return self.info.definition.forward(list(xs), **{**self.info.params, **self.params})
-        return self.info.definition.forward(*xs, **{**self.info.params, **self.params})
+        return _joined(self.info.definition.forward(*xs, **{**self.info.params, **self.params}),
+                       np.concatenate)
+
+
+def _joined(out: Any, concatenate: Any) -> Any:
+    """The outputs of an op with several (a tuple) as one vector: one node of a program."""
+    if not isinstance(out, tuple):
+        return out
+    return concatenate([o.reshape(-1) for o in out])
 
 
 def _is_float_array(x: Any) -> bool:
@@ -501,7 +509,8 @@ def fd_gradients(prog: Program, leaves: list[np.ndarray], eps: float = 1e-6,
     chosen at random (the others are NaN, and skipped by :func:`assert_close`): the
     cost stays bounded for the conv plugin's 4-d samples.
     """
-    base = [np.array(v, dtype=np.float64) for v in leaves]
+    # C order: the element loop writes through reshape(-1), a view only of C arrays
+    base = [np.array(v, dtype=np.float64, order="C") for v in leaves]
     rng = np.random.default_rng(len(base))
     grads = []
     for v in base:
@@ -579,8 +588,8 @@ def _complex_valued(info) -> bool:
     outs = []
     for inputs, params in op_samples(info, np.random.default_rng(0)):
         args = (list(inputs[0]),) if info.variadic else inputs
-        outs.append(np.iscomplexobj(info.definition.forward(*args, **{**info.params,
-                                                                     **params})))
+        outs.append(np.iscomplexobj(_joined(info.definition.forward(
+            *args, **{**info.params, **params}), np.concatenate)))
     return bool(outs) and all(outs)
 
 

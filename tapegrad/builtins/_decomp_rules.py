@@ -1,4 +1,4 @@
-"""Reverse-mode rules of NumPy's multi-output decompositions, for later wiring as ops.
+"""Reverse-mode rules of NumPy's multi-output decompositions (the ops in linalg.py).
 
 Each function takes the cotangents of the outputs (``None`` for an output that gets
 none), the outputs and the input, and returns the input's cotangent. They follow

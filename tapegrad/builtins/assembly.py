@@ -481,6 +481,12 @@ def _full_samples(rng):
 # ----------------------------------------------------------------- the ops
 
 
+def _atleast(op, *arys):
+    """``np.atleast_Nd``: one array, or a tuple for several (as NumPy)."""
+    outs = tuple(op(a) for a in arys)
+    return outs[0] if len(outs) == 1 else outs
+
+
 def _shape_op(name, forward, params, samples, doc, vjp=_unshape, method=False,
               implements=None):
     """A one-input op linear in its input, its jvp the op applied to the tangent."""
@@ -504,11 +510,14 @@ def tapegrad_ops():
               method=True, samples=_ravel_samples,
               complex=True, doc="the elements as a 1-D array (ndarray.flatten)"),
         _shape_op("atleast_1d", np.atleast_1d, {}, _atleast_samples,
-                  "view with at least one dimension (one argument)"),
+                  "view with at least one dimension (np.atleast_1d: each argument)",
+                  implements=((np.atleast_1d, _atleast),)),
         _shape_op("atleast_2d", np.atleast_2d, {}, _atleast_samples,
-                  "view with at least two dimensions (one argument)"),
+                  "view with at least two dimensions (np.atleast_2d: each argument)",
+                  implements=((np.atleast_2d, _atleast),)),
         _shape_op("atleast_3d", np.atleast_3d, {}, _atleast_samples,
-                  "view with at least three dimensions (one argument)"),
+                  "view with at least three dimensions (np.atleast_3d: each argument)",
+                  implements=((np.atleast_3d, _atleast),)),
         # -- copies
         _shape_op("repeat", np.repeat, {"repeats": None, "axis": None}, _repeat_samples,
                   "repeat each element (the gradient sums the copies)", vjp=repeat_grad,

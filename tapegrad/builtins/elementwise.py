@@ -151,6 +151,10 @@ def remainder_jvp(tangents, out, a, b):
     return _jvp.plus(ta, None if tb is None else -tb * np.floor(a / b))
 
 
+def divmod_jvp(tangents, out, a, b):
+    return None, remainder_jvp(tangents, out[1], a, b)
+
+
 def _remainder_samples(rng):
     """Quotients a quarter step or more away from integers: a % b is smooth there."""
     def pair(shape_a, shape_b):
@@ -232,6 +236,12 @@ def tapegrad_ops():
         OpDef("mod", np.remainder, (lambda g, out, a, b: g, remainder_grad_divisor),
               jvp=remainder_jvp, samples=_remainder_samples,
               doc="a % b, the same as remainder"),
+        OpDef("divmod", np.divmod, (lambda g, out, a, b: g[1],
+                                    lambda g, out, a, b: remainder_grad_divisor(g[1], out, a, b)),
+              jvp=divmod_jvp, nout=2, operators=("__divmod__", "__rdivmod__"),
+              samples=_remainder_samples,
+              doc="(a // b, a % b): the quotient gets no gradient, the remainder that of "
+                  "remainder"),
         OpDef("floor_divide", np.floor_divide, None, operators=("__floordiv__",
                                                                  "__rfloordiv__"),
               doc="a // b, floor(a / b): not differentiable, its results are untracked"),

@@ -1,4 +1,5 @@
-"""Linear algebra (np.linalg): inv, pinv, det, solve, cholesky, norm, matrix_power, svdvals.
+"""Linear algebra (np.linalg): inv, pinv, det, solve, cholesky, norm, matrix_power, svdvals,
+and the decompositions slogdet, eigh, eigvalsh, eig, eigvals, svd, qr.
 
 Every op takes stacks of matrices ``(..., m, n)`` where NumPy does. Rules use solves
 rather than explicit inverses where they can. inv, det, solve and matrix_power are
@@ -14,23 +15,37 @@ solve cannot give); ``inv`` and ``solve`` fail there already in the forward.
 SVD's (:func:`._decomp_rules.svd_vjp`) written over the same three ops, so every order
 of derivative is recorded. Distinct, non-zero singular values are assumed.
 
-Multi-output decompositions (slogdet, eigh, eig, svd, qr) wait for engine support;
-their rules are in :mod:`._decomp_rules`.
+The decompositions with several outputs (``slogdet``, ``eigh``, ``eig``, ``svd``,
+``qr``) are ops with ``nout > 1`` returning NumPy's named tuples of Tensors; their rules
+(:mod:`._decomp_rules`) are written over the op's own outputs, so under
+``create_graph=True`` they record through the same op and every order is available.
+Their single-output relatives (``eigvalsh``, ``eigvals``) take the vectors they need
+from the decomposition op (``lift``), likewise recorded. Eigen- and singular vectors
+keep NumPy's (LAPACK's) signs: locally constant, so finite differences agree with the
+rules, which assume distinct eigenvalues (distinct, non-zero singular values) and
+full-rank input for ``qr``. Where a decomposition is not unique (the extra columns of
+``svd(full_matrices=True)`` or ``qr(mode='complete')`` of a non-square matrix) those
+outputs have no gradient: a non-zero cotangent for them raises
+:class:`~tapegrad.DifferentiabilityError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tapegrad.errors import DifferentiabilityError
 from tapegrad.hookspecs import hookimpl
 from tapegrad.opdef import OpDef
 from tapegrad.registry import lift
+from tapegrad.tensor import Tensor
 
-from ._decomp_rules import svd_vjp
+from ._decomp_rules import eig_vjp, eigh_vjp, qr_vjp, slogdet_vjp, svd_vjp
 from ._jvp import plus
 
 _svd_u = lift("svd_u")
 _svd_vh = lift("svd_vh")
+_eigh = lift("eigh")
+_eig = lift("eig")
 
 
 def _t(x):
@@ -202,6 +217,138 @@ def svd_vh_grad(g, out, a):
     return svd_vjp(None, None, g, u, s, vh, a)
 
 
+# ------------------------------------------------------------------ decompositions
+
+
+def _used(g):
+    """``None`` for a plain all-zero cotangent (an output nothing used), else ``g``."""
+    return None if type(g) is np.ndarray and not g.any() else g
+
+
+def _no_gradient(g, what):
+    """Refuse a non-zero cotangent for outputs that are not a function of the input."""
+    data = g.data if isinstance(g, Tensor) else g
+    if np.any(data):
+        raise DifferentiabilityError(
+            f"{what} are not unique (any orthonormal completion would do), so they have "
+            "no gradient; use the reduced decomposition, or leave them out of the loss")
+
+
+def slogdet_grad(g, out, a):
+    return slogdet_vjp(None, g[1], out[0], out[1], a)
+
+
+def slogdet_jvp(ts, out, a):
+    return None, _trace(np.linalg.solve(a, ts[0]))
+
+
+def eigh_forward(a, UPLO="L"):
+    return np.linalg.eigh(a, UPLO=UPLO)
+
+
+def eigh_grad(g, out, a, UPLO="L"):
+    return eigh_vjp(g[0], _used(g[1]), out[0], out[1], a, UPLO)
+
+
+def eigvalsh_forward(a, UPLO="L"):
+    return np.linalg.eigvalsh(a, UPLO=UPLO)
+
+
+def eigvalsh_grad(g, out, a, UPLO="L"):
+    w, v = _eigh(a, UPLO=UPLO)
+    return eigh_vjp(g, None, w, v, a, UPLO)
+
+
+def eig_grad(g, out, a):
+    return eig_vjp(g[0], _used(g[1]), out[0], out[1], a)
+
+
+def eigvals_grad(g, out, a):
+    e, u = _eig(a)
+    return eig_vjp(g, None, e, u, a)
+
+
+def _eigen_tangent(t, u):
+    """``u^-1 t u``: its diagonal is the eigenvalues' tangent."""
+    return np.linalg.solve(u, t @ u)
+
+
+def eig_jvp(ts, out, a):
+    # du = u C, C = F * (u^-1 da u) off the diagonal, F_ij = 1 / (e_j - e_i); the
+    # diagonal keeps each vector at unit norm (Re(u_j^H du_j) = 0), as eig_vjp assumes.
+    e, u = out
+    n = e.shape[-1]
+    p = _eigen_tangent(ts[0], u)
+    c = p * (1.0 - np.eye(n)) / (e[..., None, :] - e[..., :, None] + np.eye(n))
+    uc = u @ c
+    norm = np.real(np.sum(np.conj(u) * uc, axis=-2))
+    return np.sum(p * np.eye(n), axis=-1), uc - u * norm[..., None, :]
+
+
+def eigvals_jvp(ts, out, a):
+    _, u = _eig(a)
+    return np.sum(_eigen_tangent(ts[0], u) * np.eye(out.shape[-1]), axis=-1)
+
+
+def svd_forward(a, full_matrices=True, hermitian=False):
+    # hermitian=True reads one triangle of a: symmetrised, as in pinv and cholesky.
+    return np.linalg.svd(_sym(a) if hermitian else a, full_matrices=full_matrices,
+                         hermitian=hermitian)
+
+
+def svd_grad(g, out, a, full_matrices=True, hermitian=False):
+    (gu, gs, gvh), (u, s, vh) = g, out
+    m, n = a.shape[-2], a.shape[-1]
+    k = min(m, n)
+    if full_matrices and m > n:
+        _no_gradient(gu[..., :, k:], "the last m - n columns of u from "
+                                     "svd(full_matrices=True)")
+        u, gu = u[..., :, :k], gu[..., :, :k]
+    elif full_matrices and n > m:
+        _no_gradient(gvh[..., k:, :], "the last n - m rows of vh from "
+                                      "svd(full_matrices=True)")
+        vh, gvh = vh[..., :k, :], gvh[..., :k, :]
+    ga = svd_vjp(_used(gu), gs, _used(gvh), u, s, vh, a)
+    return _sym(ga) if hermitian else ga
+
+
+def svd_dispatch(op, a, full_matrices=True, compute_uv=True, hermitian=False):
+    """``np.linalg.svd``: ``compute_uv=False`` gives the singular values (``svdvals``)."""
+    if compute_uv:
+        return op(a, full_matrices=full_matrices, hermitian=hermitian)
+    return np.linalg.svdvals(_sym(a) if hermitian else a)
+
+
+def qr_forward(a, mode="reduced"):
+    if mode not in ("reduced", "complete"):
+        raise ValueError(f"qr: mode {mode!r} is not an op mode; use 'reduced' or "
+                         "'complete' (np.linalg.qr(t, mode='r') gives R alone)")
+    return np.linalg.qr(a, mode=mode)
+
+
+def qr_grad(g, out, a, mode="reduced"):
+    (gq, gr), (q, r) = g, out
+    m, n = a.shape[-2], a.shape[-1]
+    if mode == "complete" and m > n:
+        _no_gradient(gq[..., :, n:], "the last m - n columns of q from qr(mode='complete')")
+        q, gq, r, gr = q[..., :, :n], gq[..., :, :n], r[..., :n, :], gr[..., :n, :]
+    gq, gr = _used(gq), _used(gr)
+    if gq is None and gr is None:
+        return np.zeros(a.shape)
+    return qr_vjp(gq, gr, q, r, a)
+
+
+def qr_dispatch(op, a, mode="reduced"):
+    """``np.linalg.qr``: mode ``'r'`` gives R alone (recorded through the op)."""
+    if mode == "r":
+        return op(a, mode="reduced")[1]
+    if mode == "raw":
+        raise ValueError("np.linalg.qr(mode='raw') on a Tensor: the Householder "
+                         "reflectors have no gradient here; use mode='reduced', "
+                         "'complete' or 'r'")
+    return op(a, mode=mode)
+
+
 # ------------------------------------------------------------------ norm
 
 
@@ -359,6 +506,70 @@ def _norm_samples(rng):
     ]
 
 
+def _orthogonal(rng, shape):
+    q, _ = np.linalg.qr(rng.standard_normal(shape))
+    return q
+
+
+def _symmetric(rng, shape, values=(-1.5, 0.5, 2.0)):
+    """Symmetric matrices with the given, well-separated eigenvalues."""
+    n = shape[-1]
+    q = _orthogonal(rng, shape)
+    return (q * np.asarray(values[:n])) @ np.swapaxes(q, -1, -2)
+
+
+def _slogdet_samples(rng):
+    neg = _matrices(rng, (3, 3))
+    neg[0] *= -1.0                                       # a negative determinant
+    return [((_matrices(rng, (3, 3)),), {}), ((neg,), {}), ((_matrices(rng, (2, 2, 2)),), {})]
+
+
+def _one_triangle(rng, a, UPLO="L"):
+    """``a``'s triangle UPLO (diagonal included) with noise in the other, unread one."""
+    n = a.shape[-1]
+    keep = np.tri(n, dtype=bool) if UPLO == "L" else np.tri(n, dtype=bool).T
+    return np.where(keep, a, rng.standard_normal(a.shape))
+
+
+def _eigh_samples(rng):
+    return [((_one_triangle(rng, _symmetric(rng, (3, 3))),), {}),
+            ((_one_triangle(rng, _symmetric(rng, (3, 3)), "U"),), {"UPLO": "U"}),
+            ((_one_triangle(rng, _symmetric(rng, (2, 2, 2))),), {})]
+
+
+def _real_spectrum(rng, shape, values=(-1.0, 0.5, 2.0)):
+    """Non-symmetric matrices with distinct real eigenvalues."""
+    p = _matrices(rng, shape)                            # a = p diag(values) p^-1
+    pd = p * np.asarray(values[:shape[-1]])
+    a = np.linalg.solve(p.swapaxes(-1, -2), pd.swapaxes(-1, -2)).swapaxes(-1, -2)
+    return np.ascontiguousarray(a)
+
+
+def _eig_samples(rng):
+    return [((_real_spectrum(rng, (3, 3)),), {}), ((_real_spectrum(rng, (2, 2, 2)),), {})]
+
+
+def _eigvals_samples(rng):
+    rot = np.array([[1.0, -2.0, 0.3], [2.0, 1.0, 0.0], [0.1, 0.2, -1.0]])
+    return [((_real_spectrum(rng, (3, 3)),), {}),
+            ((rot + 0.1 * rng.standard_normal((3, 3)),), {})]   # complex eigenvalues
+
+
+def _svd_samples(rng):
+    r = rng.standard_normal
+    skew = r((3, 3))
+    skew = skew - skew.T                     # hermitian=True reads the symmetric part
+    return [((r((3, 2)),), {"full_matrices": False}), ((r((2, 3)),), {"full_matrices": False}),
+            ((r((2, 3, 3)),), {}), ((_symmetric(rng, (3, 3), (-2.0, 0.5, 1.2)) + skew,),
+                                    {"hermitian": True})]
+
+
+def _qr_samples(rng):
+    r = rng.standard_normal
+    return [((r((3, 2)),), {}), ((r((2, 3)),), {}), ((r((2, 3, 3)),), {}),
+            ((r((2, 3)),), {"mode": "complete"})]
+
+
 @hookimpl
 def tapegrad_ops():
     return [
@@ -390,6 +601,34 @@ def tapegrad_ops():
               doc="u of np.linalg.svd(a, full_matrices=False) (NumPy's signs)"),
         OpDef("svd_vh", svd_vh_forward, svd_vh_grad, samples=_factor_samples,
               doc="vh of np.linalg.svd(a, full_matrices=False) (NumPy's signs)"),
+        OpDef("slogdet", np.linalg.slogdet, slogdet_grad, jvp=slogdet_jvp, nout=2,
+              implements=(np.linalg.slogdet,), samples=_slogdet_samples,
+              doc="np.linalg.slogdet: (sign, log|det|), SlogdetResult; the sign gets no "
+                  "gradient"),
+        OpDef("eigh", eigh_forward, eigh_grad, nout=2, params={"UPLO": "L"},
+              implements=(np.linalg.eigh,), samples=_eigh_samples,
+              doc="np.linalg.eigh: EighResult(eigenvalues, eigenvectors) of the triangle "
+                  "UPLO (gradient there; distinct eigenvalues, NumPy's vector signs)"),
+        OpDef("eigvalsh", eigvalsh_forward, eigvalsh_grad, params={"UPLO": "L"},
+              implements=(np.linalg.eigvalsh,), samples=_eigh_samples,
+              doc="np.linalg.eigvalsh: ascending eigenvalues of the triangle UPLO"),
+        OpDef("eig", np.linalg.eig, eig_grad, jvp=eig_jvp, nout=2,
+              implements=(np.linalg.eig,), samples=_eig_samples,
+              doc="np.linalg.eig: EigResult(eigenvalues, eigenvectors), complex when the "
+                  "spectrum is (distinct eigenvalues; for complex vectors, gradients of "
+                  "functions invariant to each vector's phase)"),
+        OpDef("eigvals", np.linalg.eigvals, eigvals_grad, jvp=eigvals_jvp,
+              implements=(np.linalg.eigvals,), samples=_eigvals_samples,
+              doc="np.linalg.eigvals: eigenvalues, complex when the spectrum is"),
+        OpDef("svd", svd_forward, svd_grad, nout=3,
+              params={"full_matrices": True, "hermitian": False},
+              implements=((np.linalg.svd, svd_dispatch),), samples=_svd_samples,
+              doc="np.linalg.svd: SVDResult(U, S, Vh) (distinct non-zero singular values, "
+                  "NumPy's signs; compute_uv=False: svdvals)"),
+        OpDef("qr", qr_forward, qr_grad, nout=2, params={"mode": "reduced"},
+              implements=((np.linalg.qr, qr_dispatch),), samples=_qr_samples,
+              doc="np.linalg.qr: QRResult(Q, R), modes 'reduced' and 'complete' "
+                  "(np.linalg.qr(t, 'r'): R alone); full-rank input"),
         OpDef("norm", np.linalg.norm, norm_grad,
               params={"ord": None, "axis": None, "keepdims": False},
               implements=(np.linalg.norm,), samples=_norm_samples,

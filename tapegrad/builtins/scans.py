@@ -391,9 +391,9 @@ def _gradient_axis(ndim, axis):
     if isinstance(axis, (tuple, list)) and len(axis) == 1:
         axis = axis[0]
     if axis is None or isinstance(axis, (tuple, list)):
-        raise NotImplementedError(
-            "gradient: np.gradient over several axes returns a list of arrays, which an "
-            "op cannot return yet; take one axis at a time (axis=k)")
+        raise ValueError(
+            "gradient: the op takes one axis (axis=k); np.gradient(t, ...) over several "
+            "axes gives one result per axis")
     return axis % ndim
 
 
@@ -421,6 +421,25 @@ def gradient_grad(g, out, f, spacing=1.0, axis=None, edge_order=1):
 
 
 _gradient = lift("gradient")
+
+
+def numpy_gradient(op, f, *varargs, axis=None, edge_order=1):
+    """``np.gradient``: one ``gradient`` op per axis, a tuple for several axes."""
+    ndim = np.ndim(f)
+    axes = range(ndim) if axis is None else axis if isinstance(axis, (tuple, list)) \
+        else (axis,)
+    axes = tuple(np.lib.array_utils.normalize_axis_index(a, ndim) for a in axes)
+    if not varargs:
+        spacings = (1.0,) * len(axes)
+    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        spacings = varargs * len(axes)
+    elif len(varargs) == len(axes):
+        spacings = varargs
+    else:
+        raise TypeError("invalid number of arguments")
+    outs = tuple(op(f, spacing=h, axis=a, edge_order=edge_order)
+                 for a, h in zip(axes, spacings, strict=True))
+    return outs[0] if len(outs) == 1 else outs
 
 
 def gradient_jvp(ts, out, f, **params):
@@ -611,8 +630,9 @@ def tapegrad_ops():
               doc="n-th discrete difference along axis (prepend / append are constants)"),
         OpDef("gradient", gradient, gradient_grad, jvp=gradient_jvp,
               params={"spacing": 1.0, "axis": None, "edge_order": 1},
-              implements=(np.gradient,), samples=_gradient_samples, complex=True,
-              doc="np.gradient along one axis with a scalar spacing"),
+              implements=((np.gradient, numpy_gradient),), samples=_gradient_samples,
+              complex=True, doc="np.gradient along one axis with a scalar spacing "
+                                "(np.gradient over several axes: a tuple, one per axis)"),
         OpDef("copy", copy, identity_grad, jvp=identity_jvp, params={"order": "K"},
               method=True, implements=(np.copy,), samples=_copy_samples, complex=True,
               doc="a copy of x (differentiable identity)"),

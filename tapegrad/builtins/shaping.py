@@ -2,6 +2,11 @@
 
 ``getitem`` covers basic and integer-array indexing; its vjp scatters the gradient back
 with ``scatter_add``, so repeated indices accumulate, and is itself differentiable.
+
+NumPy functions returning a number of arrays that depends on their arguments are
+adapters over these ops, not ops of their own: ``np.split``, ``np.array_split`` and
+``np.hsplit``/``vsplit``/``dsplit`` give a list of ``getitem`` slices (NumPy decides
+where to cut), ``np.broadcast_arrays`` a tuple of ``broadcast_to`` calls.
 """
 
 from __future__ import annotations
@@ -49,6 +54,52 @@ def scatter_add_forward(g, shape, index):
 
 def _slice_along(axis, ndim, key):
     return (slice(None),) * (axis % ndim) + (key,)
+
+
+# ------------------------------------------------------------------ split, broadcast_arrays
+
+
+def _cuts(n, indices_or_sections, equal):
+    """The slices np.split (``equal``) or np.array_split cuts a length-``n`` axis into.
+
+    NumPy itself splits ``arange(n)``, so its rules and errors hold as they are."""
+    split = np.split if equal else np.array_split
+    return [slice(int(p[0]), int(p[-1]) + 1) if p.size else slice(0, 0)
+            for p in split(np.arange(n), indices_or_sections)]
+
+
+def _pieces(op, ary, indices_or_sections, axis, equal):
+    ndim = np.ndim(ary)
+    axis = np.lib.array_utils.normalize_axis_index(axis, ndim)
+    return [op(ary, index=_slice_along(axis, ndim, cut))
+            for cut in _cuts(np.shape(ary)[axis], indices_or_sections, equal)]
+
+
+def split(op, ary, indices_or_sections, axis=0):
+    """``np.split``: a list of ``getitem`` slices (equal sections, or cut at indices)."""
+    return _pieces(op, ary, indices_or_sections, axis, True)
+
+
+def array_split(op, ary, indices_or_sections, axis=0):
+    """``np.array_split``: as ``split``, sections may differ in length by one."""
+    return _pieces(op, ary, indices_or_sections, axis, False)
+
+
+def _split_at_least(name, ndim, axis):
+    def adapter(op, ary, indices_or_sections):
+        if np.ndim(ary) < ndim:
+            raise ValueError(f"{name} only works on arrays of {ndim} or more dimensions")
+        return split(op, ary, indices_or_sections, axis if np.ndim(ary) > 1 else 0)
+
+    adapter.__name__ = name
+    adapter.__doc__ = f"``np.{name}``: ``np.split`` along axis {axis}."
+    return adapter
+
+
+def broadcast_arrays(op, *args, subok=False):
+    """``np.broadcast_arrays``: each argument broadcast to the common shape (a tuple)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    return tuple(op(a, shape=shape) for a in args)
 
 
 def concatenate_grad(g, out, *xs, axis=0):
@@ -178,7 +229,8 @@ def tapegrad_ops():
         OpDef("broadcast_to", np.broadcast_to, lambda g, out, x, shape: g,
               jvp=_jvp.linear(np.broadcast_to),
               params={"shape": None}, save_inputs=False,
-              implements=(np.broadcast_to,), samples=_broadcast_samples,
+              implements=(np.broadcast_to, (np.broadcast_arrays, broadcast_arrays)),
+              samples=_broadcast_samples,
               complex=True, doc="broadcast to a shape (the engine sums the gradient back)"),
         OpDef("astype", lambda x, dtype: x.astype(dtype, copy=False),
               lambda g, out, x, dtype: g.astype(x.dtype),
@@ -190,6 +242,10 @@ def tapegrad_ops():
               jvp=_jvp.linear(lambda t, index: _getitem(t, index=index)),
               params={"index": None}, save_inputs="shape",
               operators=("__getitem__",), samples=_getitem_samples,
+              implements=((np.split, split), (np.array_split, array_split),
+                          (np.hsplit, _split_at_least("hsplit", 1, 1)),
+                          (np.vsplit, _split_at_least("vsplit", 2, 0)),
+                          (np.dsplit, _split_at_least("dsplit", 3, 2))),
               complex=True, doc="x[index]: basic and integer-array indexing"),
         OpDef("scatter_add", scatter_add_forward,
               lambda g, out, x, shape, index: g[_plain_index(index)],
