@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .backward import check_finite, strict_vjp
+from .backward import check_finite, conj, strict_vjp
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError
 from .state import STATE
@@ -213,4 +213,5 @@ def _jvp_from_vjp(e: Record, tans: tuple, inputs: tuple, out: Any, nested: bool)
     else:
         with no_grad():
             ts = tape.gradient(total, us)
+    ts = [conj(t) for t in ts]  # J v itself, not the users' (conjugated) gradient
     return tuple(ts) if len(us) > 1 else ts[0]
