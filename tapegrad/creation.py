@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TapegradTypeError, TapegradValueError
 from .tensor import Tensor, _make
 
 __all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "arange", "linspace", "eye",
@@ -41,10 +42,13 @@ def _shape(shape: tuple, name: str) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     try:
-        return tuple(operator.index(s) for s in shape)
+        dims = tuple(operator.index(s) for s in shape)
     except TypeError:
-        raise TypeError(f"tg.{name}: the shape must be ints (or one tuple of ints), got "
-                        f"{shape!r}; pass dtype= as a keyword") from None
+        raise TapegradTypeError(f"tg.{name}: the shape must be ints (or one tuple of ints), got "
+                                f"{shape!r}; pass dtype= as a keyword") from None
+    if any(d < 0 for d in dims):
+        raise TapegradValueError(f"tg.{name}: negative dimension in shape {dims}")
+    return dims
 
 
 def _default(dtype: Any) -> Any:
@@ -54,7 +58,7 @@ def _default(dtype: Any) -> Any:
 def _float_dtype(dtype: Any, name: str) -> np.dtype:
     dt = np.dtype(np.float64 if dtype is None else dtype)
     if dt.kind != "f":
-        raise TypeError(f"tg.{name}: dtype must be a real floating dtype, got {dt}")
+        raise TapegradTypeError(f"tg.{name}: dtype must be a real floating dtype, got {dt}")
     return dt
 
 
@@ -126,8 +130,8 @@ def _generator(rng: Any, name: str) -> Any:
         return np.random.default_rng(rng)
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
-    raise TypeError(f"tg.{name}: rng must be None, an int seed or a np.random.Generator, "
-                    f"got {type(rng).__name__}")
+    raise TapegradTypeError(f"tg.{name}: rng must be None, an int seed or a np.random.Generator, "
+                            f"got {type(rng).__name__}")
 
 
 def randn(*shape: Any, rng: Any = None, dtype: Any = None,

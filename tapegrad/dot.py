@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .entry import Leaf, Part, Record
+from .errors import TapegradTypeError
 from .tensor import Tensor
 
 __all__ = ["to_dot", "tape_to_dot", "wengert"]
@@ -162,7 +163,7 @@ def to_dot(tensor: Tensor, title: str = "tapegrad") -> str:
     A tensor that was not recorded gives a graph with that single value.
     """
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"to_dot() takes a Tensor, got {type(tensor).__name__}")
+        raise TapegradTypeError(f"to_dot() takes a Tensor, got {type(tensor).__name__}")
     if tensor._node is None:
         return _dot([], tensor, title).replace("}\n", _plain_value(tensor) + "}\n")
     return _dot(_collect([tensor._node]), tensor, title)

@@ -40,7 +40,7 @@ import numpy as np
 from . import tree
 from .backward import check_finite, conj, strict_vjp
 from .entry import Part, Record
-from .errors import DifferentiabilityError, GraphError, OpRuleError
+from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError, TapegradValueError
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, wire
@@ -78,7 +78,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     primals = _as_tuple_arg(primals)
     tangents = _as_tuple_arg(tangents)
     if len(primals) != len(tangents):
-        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+        raise TapegradValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     nested = is_nested(primals + tangents)
     tr = trace(f, primals, {}, range(len(primals)), nested, True, "jvp")
     nested = tr.nested
@@ -95,7 +95,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
             tv = float_array(t, f"jvp: tangent {label}")
             tv = tv.astype(s.dtype, copy=False)
         if tuple(tv.shape) != s.shape:
-            raise ValueError(f"jvp: tangent {label} has shape {tuple(tv.shape)}, its primal "
+            raise ShapeError(f"jvp: tangent {label} has shape {tuple(tv.shape)}, its primal "
                              f"has shape {s.shape}")
         tmap[_key(s._node)] = tv
     with gradient_scope(nested):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .errors import GradcheckError, TapegradValueError
+from .errors import GradcheckError, TapegradIndexError, TapegradValueError
 from .opdef import OpInfo, Sample
 from .tape import no_grad
 from .tensor import Tensor, tensor
@@ -219,6 +219,8 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
     ``argnums`` selects whole arguments. ``f`` may return a container too: its leaves
     are checked together.
     """
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise TapegradValueError(f"check_grads: order must be an int >= 1, got {order!r}")
     modes = tuple(modes)
     unknown = set(modes) - {"rev", "fwd"}
     if unknown:
@@ -231,6 +233,10 @@ def check_grads(f: Callable[..., Any], *args: Any, order: int = 1, eps: float | 
     f = _flat_output(f)
     args = list(args)
     nums = list(range(len(args)) if argnums is None else argnums)
+    bad = [i for i in nums if not -len(args) <= i < len(args)]
+    if bad:
+        raise TapegradIndexError(f"check_grads: argnums has {bad[0]}, but {len(args)} "
+                                 "argument(s) were given")
     nums = [i for i in nums if np.asarray(_as_float(args[i])).dtype.kind in "fc"
             and not isinstance(args[i], (bool, int))]
     if not nums:

@@ -9,10 +9,12 @@ upcast an array). ``lr`` may be changed between steps (``opt.lr = 0.01``).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
+from .errors import TapegradTypeError, TapegradValueError
 from .nn.utils import as_param_list
 from .tensor import Tensor
 
@@ -42,6 +44,15 @@ def _grad(p: Tensor) -> np.ndarray | None:
     return g if g.dtype == p.data.dtype else g.astype(p.data.dtype)
 
 
+def _check_number(opt: Any, name: str, value: Any) -> None:
+    """A hyperparameter must be a real number >= 0 (NaN is refused too)."""
+    if not isinstance(value, numbers.Real):
+        raise TapegradTypeError(f"{type(opt).__name__}: {name} must be a number, got "
+                                f"{type(value).__name__}")
+    if not value >= 0:
+        raise TapegradValueError(f"{type(opt).__name__}: {name} must be >= 0, got {value}")
+
+
 class Optimizer:
     """Holds the parameters and per-parameter state; subclasses define ``step``."""
 
@@ -51,16 +62,15 @@ class Optimizer:
             unique.setdefault(id(p), p)  # a parameter listed twice is updated once
         self.params = list(unique.values())
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty list of parameters")
+            raise TapegradValueError(f"{type(self).__name__}: got an empty list of parameters")
         for p in self.params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
-                                f"{type(p).__name__}")
+                raise TapegradTypeError(f"{type(self).__name__}: parameters must be Tensors, "
+                                        f"got {type(p).__name__}")
             if p.data.dtype.kind not in "fc":
-                raise TypeError(f"{type(self).__name__}: parameter of dtype {p.dtype} "
-                                "cannot be optimized")
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
+                raise TapegradTypeError(f"{type(self).__name__}: parameter of dtype {p.dtype} "
+                                        "cannot be optimized")
+        _check_number(self, "lr", lr)
         self.lr = float(lr)
         self.state: dict[int, dict[str, Any]] = {}
         self.steps = 0
@@ -88,10 +98,10 @@ class SGD(Optimizer):
     def __init__(self, params: Any, lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError("SGD: momentum and weight_decay must be >= 0")
+        _check_number(self, "momentum", momentum)
+        _check_number(self, "weight_decay", weight_decay)
         if nesterov and momentum == 0:
-            raise ValueError("SGD: nesterov needs momentum > 0")
+            raise TapegradValueError("SGD: nesterov needs momentum > 0")
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
         self.nesterov = bool(nesterov)
@@ -129,11 +139,13 @@ class Adam(Optimizer):
     def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False) -> None:
         super().__init__(params, lr)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas)):
+            raise TapegradValueError(f"{type(self).__name__}: betas must be two numbers in "
+                                     f"[0, 1), got {betas!r}")
         b1, b2 = (float(b) for b in betas)
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas}")
-        if eps < 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: eps and weight_decay must be >= 0")
+        _check_number(self, "eps", eps)
+        _check_number(self, "weight_decay", weight_decay)
         self.betas = (b1, b2)
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)

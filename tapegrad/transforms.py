@@ -48,6 +48,7 @@ import numpy as np
 
 from . import tree
 from .entry import Leaf, Part
+from .errors import ShapeError, TapegradIndexError, TapegradTypeError, TapegradValueError
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make
@@ -84,7 +85,7 @@ def float_array(x: Any, what: str = "argument") -> np.ndarray:
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     if data.dtype.kind not in "fc":
         if data.dtype.kind not in "biu":
-            raise TypeError(f"{what}: expected numbers, got dtype {data.dtype}")
+            raise TapegradTypeError(f"{what}: expected numbers, got dtype {data.dtype}")
         data = data.astype(np.float64)
     return data
 
@@ -178,8 +179,8 @@ def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict, argnums: Seq
     args = list(args)
     for i in argnums:
         if not -len(args) <= i < len(args):
-            raise IndexError(f"{name}: argnums has {i}, but f got {len(args)} positional "
-                             "argument(s)")
+            raise TapegradIndexError(f"{name}: argnums has {i}, but f got {len(args)} "
+                                     "positional argument(s)")
     # Outermost: collect the leaves made while f runs, to tell them from the caller's.
     made: set | None = None if nested or not STATE.thread.grad_enabled else set()
     with enable_grad():
@@ -241,9 +242,12 @@ def finish_tree(value: Any, nested: bool) -> Any:
 def _argnums(argnums: int | Sequence[int]) -> tuple[bool, tuple[int, ...]]:
     if isinstance(argnums, (int, np.integer)):
         return True, (int(argnums),)
+    if not isinstance(argnums, (tuple, list)) or \
+            not all(isinstance(i, (int, np.integer)) for i in argnums):
+        raise TapegradTypeError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
     nums = tuple(int(i) for i in argnums)
     if not nums:
-        raise ValueError("argnums is an empty tuple: name at least one argument")
+        raise TapegradValueError("argnums is an empty tuple: name at least one argument")
     return False, nums
 
 
@@ -273,12 +277,12 @@ def _gradients(tape: Tape, out: Any, sources: list[Tensor], nested: bool,
 def _check_scalar(out: Any, name: str) -> None:
     if not isinstance(out, Tensor) and not isinstance(out, (np.ndarray, np.generic,
                                                             int, float)):
-        raise TypeError(f"{name}: f must return a Tensor (or a number), got "
-                        f"{type(out).__name__}")
+        raise TapegradTypeError(f"{name}: f must return a Tensor (or a number), got "
+                                f"{type(out).__name__}")
     size = np.size(out.data if isinstance(out, Tensor) else out)
     if size != 1:
         shape = np.shape(out.data if isinstance(out, Tensor) else out)
-        raise ValueError(
+        raise ShapeError(
             f"{name}: f must return a single element (a scalar), got shape {shape}; "
             "use tg.jacobian or tg.vjp for functions with several outputs"
         )
@@ -298,13 +302,13 @@ def _cotangent(g: Any, shape: tuple[int, ...], dtype: np.dtype, rec: bool,
         return None
     if isinstance(g, Tensor):
         if g.shape != shape:
-            raise ValueError(f"{where} has shape {g.shape}, the output has shape {shape}")
+            raise ShapeError(f"{where} has shape {g.shape}, the output has shape {shape}")
         return g if rec else g.data
     seed = np.asarray(g, dtype=dtype)
     if seed.shape != shape and seed.ndim == 0:
         seed = np.broadcast_to(seed, shape)
     if seed.shape != shape:
-        raise ValueError(f"{where} has shape {seed.shape}, the output has shape {shape}")
+        raise ShapeError(f"{where} has shape {seed.shape}, the output has shape {shape}")
     return seed
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TapegradValueError
+
 __all__ = ["TreeDef", "flatten", "flatten_like", "is_container", "leaves", "tree_map",
            "unflatten"]
 
@@ -162,8 +164,8 @@ def unflatten(treedef: TreeDef, leaves: Any) -> Any:
     """The nest described by ``treedef``, holding ``leaves`` (an iterable) in order."""
     items = list(leaves)
     if len(items) != treedef.num_leaves:
-        raise ValueError(f"unflatten: {treedef!r} holds {treedef.num_leaves} leaves, got "
-                         f"{len(items)}")
+        raise TapegradValueError(f"unflatten: {treedef!r} holds {treedef.num_leaves} leaves, got "
+                                 f"{len(items)}")
     return _build(treedef, iter(items))
 
 
@@ -215,32 +217,32 @@ def _like(d: TreeDef, obj: Any, what: str, path: str, out: list[Any]) -> None:
     kind = d.kind
     if kind == _LEAF:
         if isinstance(obj, dict):
-            raise ValueError(f"{what}{path}: expected an array, got a dict with keys "
-                             f"{list(obj)}")
+            raise TapegradValueError(f"{what}{path}: expected an array, got a dict with keys "
+                                     f"{list(obj)}")
         out.append(obj)
         return
     if obj is None:
         out.extend([None] * d.num_leaves)
         return
     if kind == _NONE:
-        raise ValueError(f"{what}{path}: expected None (the structure has None there), got "
-                         f"{type(obj).__name__}")
+        raise TapegradValueError(f"{what}{path}: expected None (the structure has None there), got "
+                                 f"{type(obj).__name__}")
     if kind == _DICT:
         if not isinstance(obj, dict):
-            raise ValueError(f"{what}{path}: expected a dict with keys {list(d.keys)}, got "
-                             f"{type(obj).__name__}")
+            raise TapegradValueError(f"{what}{path}: expected a dict with keys {list(d.keys)}, got "
+                                     f"{type(obj).__name__}")
         if obj.keys() != set(d.keys):
             missing = [k for k in d.keys if k not in obj]
             extra = [k for k in obj if k not in set(d.keys)]
-            raise ValueError(f"{what}{path}: dict keys do not match: missing {missing}, "
-                             f"unexpected {extra}")
+            raise TapegradValueError(f"{what}{path}: dict keys do not match: missing {missing}, "
+                                     f"unexpected {extra}")
         for k, c in zip(d.keys, d.children, strict=True):
             _like(c, obj[k], what, f"{path}[{k!r}]", out)
         return
     if not isinstance(obj, (list, tuple)) or len(obj) != len(d.children):
         got = (f"{type(obj).__name__} of length {len(obj)}" if isinstance(obj, (list, tuple))
                else type(obj).__name__)
-        raise ValueError(f"{what}{path}: expected a sequence of {len(d.children)} items "
-                         f"({_show(d)}), got {got}")
+        raise TapegradValueError(f"{what}{path}: expected a sequence of {len(d.children)} items "
+                                 f"({_show(d)}), got {got}")
     for i, (c, v) in enumerate(zip(d.children, obj, strict=True)):
         _like(c, v, what, f"{path}[{i}]", out)

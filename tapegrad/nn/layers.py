@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tapegrad.errors import TapegradTypeError, TapegradValueError
 from tapegrad.registry import ops
 from tapegrad.tensor import Tensor
 
@@ -40,9 +41,18 @@ def param_dtype(dtype: Any, owner: str) -> np.dtype:
     """The dtype of a layer's parameters: float64 unless given; floating only."""
     dt = np.dtype(np.float64 if dtype is None else dtype)
     if dt.kind != "f":
-        raise TypeError(f"{owner}: dtype= must be a real floating dtype (np.float32, "
-                        f"np.float64), got {dt}")
+        raise TapegradTypeError(f"{owner}: dtype= must be a real floating dtype "
+                                f"(np.float32, np.float64), got {dt}")
     return dt
+
+
+def layer_size(n: Any, what: str, owner: str) -> int:
+    """A layer width: a positive int (a float or a bool is a mistake, not a width)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TapegradTypeError(f"{owner}: {what} must be an int, got {n!r}")
+    if n < 1:
+        raise TapegradValueError(f"{owner}: {what} must be >= 1, got {n}")
+    return int(n)
 
 
 def init_weight(kind: str | Callable[..., np.ndarray], shape: tuple[int, int],
@@ -66,8 +76,8 @@ def init_weight(kind: str | Callable[..., np.ndarray], shape: tuple[int, int],
         return rng.normal(0.0, np.sqrt(1.0 / fan_in), shape)
     if kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f"unknown init {kind!r}: use 'he', 'xavier', 'lecun', 'zeros' or a "
-                     "callable (rng, shape) -> array")
+    raise TapegradValueError(f"unknown init {kind!r}: use 'he', 'xavier', 'lecun', 'zeros' "
+                             "or a callable (rng, shape) -> array")
 
 
 class Linear(Module):
@@ -83,8 +93,10 @@ class Linear(Module):
     def __init__(self, n_in: int, n_out: int, bias: bool = True,
                  init: str | Callable[..., np.ndarray] = "he", dtype: Any = None,
                  rng: Any = None) -> None:
-        self.n_in, self.n_out = int(n_in), int(n_out)
-        dtype = param_dtype(dtype, type(self).__name__)
+        owner = type(self).__name__
+        self.n_in = layer_size(n_in, "n_in", owner)
+        self.n_out = layer_size(n_out, "n_out", owner)
+        dtype = param_dtype(dtype, owner)
         w = init_weight(init, (self.n_in, self.n_out), _rng(rng))
         self.weight = Tensor(w.astype(dtype), requires_grad=True)
         self.bias = Tensor(np.zeros(self.n_out, dtype=dtype), requires_grad=True) if bias \
@@ -166,7 +178,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: Any = None) -> None:
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must lie in [0, 1), got {p}")
+            raise TapegradValueError(f"Dropout: p must lie in [0, 1), got {p}")
         self.p = float(p)
         self._gen = _rng(rng)
 
@@ -195,13 +207,14 @@ def activation_module(activation: Any) -> Any:
         try:
             return ACTIVATIONS[activation.lower()]()
         except KeyError:
-            raise ValueError(f"unknown activation {activation!r}; known: "
-                             f"{sorted(ACTIVATIONS)}, or pass a callable") from None
+            raise TapegradValueError(f"unknown activation {activation!r}; known: "
+                                     f"{sorted(ACTIVATIONS)}, or pass a callable") from None
     if isinstance(activation, type) and issubclass(activation, Module):
         return activation()
     if callable(activation):
         return activation
-    raise TypeError(f"activation must be a name, a Module or a callable, got {activation!r}")
+    raise TapegradTypeError(f"activation must be a name, a Module or a callable, got "
+                            f"{activation!r}")
 
 
 class MLP(Module):
@@ -215,15 +228,20 @@ class MLP(Module):
                  activation: Any = "relu", bias: bool = True,
                  init: str | Callable[..., np.ndarray] | None = None, dtype: Any = None,
                  rng: Any = None) -> None:
-        dtype = param_dtype(dtype, type(self).__name__)
+        owner = type(self).__name__
+        dtype = param_dtype(dtype, owner)
+        if isinstance(sizes, (int, np.integer)):
+            raise TapegradTypeError(f"{owner}: sizes must be a list of layer widths, got "
+                                    f"{sizes!r}; write [{sizes}]")
         if not sizes:
-            raise ValueError("MLP needs at least one layer size")
+            raise TapegradValueError(f"{owner} needs at least one layer size")
         if init is None:
             name = activation.lower() if isinstance(activation, str) else \
                 getattr(activation, "__name__", type(activation).__name__).lower()
             init = "he" if "relu" in name else "xavier"
         gen = _rng(rng)
-        dims = [int(n_in), *[int(s) for s in sizes]]
+        dims = [layer_size(n_in, "n_in", owner),
+                *[layer_size(s, f"sizes[{i}]", owner) for i, s in enumerate(sizes)]]
         self.layers: list[Any] = []
         for i in range(len(sizes)):
             self.layers.append(Linear(dims[i], dims[i + 1], bias=bias, init=init,

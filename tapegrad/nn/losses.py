@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tapegrad.builtins.nn_ops import REDUCTIONS
+from tapegrad.errors import TapegradValueError
 from tapegrad.registry import ops
 from tapegrad.tensor import Tensor
 
@@ -33,7 +34,7 @@ def _target(t: Any, like: Any) -> Any:
 def mse_loss(pred: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Squared error ``(pred - target) ** 2``, averaged (default), summed or per element."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise TapegradValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     diff = ops.sub(pred, _target(target, pred))
     sq = diff * diff
     if reduction == "mean":

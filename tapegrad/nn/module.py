@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tapegrad.errors import TapegradError
+from tapegrad.errors import TapegradError, TapegradTypeError, TapegradValueError
 from tapegrad.tensor import Tensor
 
 
@@ -115,8 +115,8 @@ class Module:
         """
         dt = np.dtype(dtype)
         if dt.kind != "f":
-            raise TypeError(f"{type(self).__name__}.astype: dtype must be a real floating "
-                            f"dtype (np.float32, np.float64), got {dt}")
+            raise TapegradTypeError(f"{type(self).__name__}.astype: dtype must be a real floating "
+                                    f"dtype (np.float32, np.float64), got {dt}")
         for t in self._tensors():
             if t.dtype.kind == "f" and t.dtype != dt:
                 t.data = t.data.astype(dt)
@@ -196,9 +196,9 @@ class Module:
             with open(path, "rb") as fh:  # ours to close, whatever np.load does
                 f = np.load(fh, allow_pickle=False)
                 if not isinstance(f, np.lib.npyio.NpzFile):
-                    raise ValueError(f"not an .npz archive but a single "
-                                     f"{type(f).__name__} (.npy); save parameters with "
-                                     "Module.save")
+                    raise TapegradValueError(f"not an .npz archive but a single "
+                                             f"{type(f).__name__} (.npy); save parameters with "
+                                             "Module.save")
                 with f:
                     state = {k: f[k] for k in f.files}
         except FileNotFoundError:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tapegrad.errors import TapegradTypeError, TapegradValueError
 from tapegrad.tensor import Tensor
 
 
@@ -16,6 +17,9 @@ def as_param_list(params: Any) -> list[Tensor]:
         return [params]
     if hasattr(params, "parameters") and callable(params.parameters):
         return list(params.parameters())
+    if isinstance(params, np.ndarray) or not hasattr(params, "__iter__"):
+        raise TapegradTypeError(f"expected a Tensor, an iterable of Tensors or a Module, got "
+                                f"{type(params).__name__}")
     return list(params)
 
 
@@ -32,6 +36,10 @@ def clip_grad_norm(params: Any, max_norm: float, norm_type: float = 2.0,
     Parameters without a gradient are skipped. Gradients keep their dtype. Returns the
     total norm *before* clipping, as a Python float.
     """
+    if not max_norm >= 0:  # NaN too
+        raise TapegradValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}")
+    if not float(norm_type) > 0:
+        raise TapegradValueError(f"clip_grad_norm: norm_type must be > 0, got {norm_type}")
     grads = [p for p in as_param_list(params) if p.grad is not None]
     if not grads:
         return 0.0
