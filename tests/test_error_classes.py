@@ -134,14 +134,9 @@ MISTAKES = [
     # the engine core
     ("backward of a non-scalar", ValueError, "exactly one element", lambda: (X * 2).backward()),
     ("implicit conversion of a tracked tensor", TypeError, "implicitly", lambda: np.asarray(X * 2)),
-    pytest.param("requires_grad on integers", TypeError, "floating-point",
-                 lambda: tg.tensor([1, 2], requires_grad=True),
-                 marks=pytest.mark.xfail(strict=True, reason="core: tensor.py raises a "
-                                         "bare TypeError (listed for the lead)")),
-    pytest.param("len() of a 0-d tensor", TypeError, "0-d",
-                 lambda: len(tg.tensor(1.0)),
-                 marks=pytest.mark.xfail(strict=True, reason="core: tensor.py raises a "
-                                         "bare TypeError (listed for the lead)")),
+    ("requires_grad on integers", TypeError, "floating-point",
+     lambda: tg.tensor([1, 2], requires_grad=True)),
+    ("len() of a 0-d tensor", TypeError, "0-d", lambda: len(tg.tensor(1.0))),
 ]
 
 
