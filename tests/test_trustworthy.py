@@ -336,3 +336,20 @@ def test_an_op_without_complex_rules_refuses_complex_inputs():
     z = tg.tensor(np.array([1.0 + 1.0j]), requires_grad=True)
     with pytest.raises(TypeError, match="complex"):
         tg.ops.relu(z * 1.0)
+
+
+# ------------------------------------------------------------------ messages
+
+
+def test_a_vjp_returning_a_string_is_reported_as_such(plugin):
+    plugin(tg.OpDef("tt_strvjp", lambda x: x * 1.0, lambda g, out, x: "oops"))
+    x = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(tg.OpRuleError, match="tt_strvjp.*returned a str"):
+        tg.ops.tt_strvjp(x).sum().backward()
+
+
+def test_the_non_scalar_backward_hint_shows_public_api():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"t\.backward\(np\.ones\(t\.shape\)\)") as err:
+        (x * 2.0).backward()
+    assert "_data" not in str(err.value)
