@@ -70,22 +70,12 @@ class Record(Node):
     user's source line (anomaly mode only). After a backward without ``retain_graph``
     the record is *released*: saved arrays, output and locks go; ``parents`` and
     ``shapes`` (shape and dtype of the output, or of each) stay, for drawing.
+    Records are made by ``graph.record`` alone.
     """
 
     __slots__ = ("op", "parents", "saved", "out", "params", "seq", "shapes", "__weakref__")
     locks: Any = None
     site: str | None = None
-
-    def __init__(self, op: Any, parents: list, saved: list | None, locks: Any, out: Any,
-                 params: dict) -> None:
-        self.op = op
-        self.parents = parents
-        self.saved = saved
-        self.out = out
-        self.params = params
-        self.seq = next_seq()
-        if locks is not None:
-            self.locks = locks
 
     @property
     def released(self) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backward import ShapeOf, check_finite
-from .entry import Leaf, Part, Record
+from .entry import Leaf, Part, Record, next_seq
 from .errors import OpRuleError, TapegradError, TapegradTypeError
 from .protect import protect
 from .state import STATE
@@ -56,15 +56,22 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
             params = defaults
         arrays = []
         parents = []
-        tracked = False
+        tracked = exposed = False  # exposed: an input array the user can still change
         for x in args:
             if isinstance(x, Tensor):
-                arrays.append(x._data)
-                parents.append(x._node)
-                tracked = tracked or x._node is not None
+                d = x._data
+                n = x._node
+                if n is not None:
+                    tracked = True
+                    exposed = exposed or isinstance(n, Leaf) or getattr(d, "base", None) is not None
+                else:
+                    exposed = exposed or type(d) is ndarray
             else:
-                arrays.append(x if type(x) is ndarray else as_input(x, info, len(arrays)))
-                parents.append(None)
+                d = x if type(x) is ndarray else as_input(x, info, len(arrays))
+                n = None
+                exposed = exposed or type(d) is ndarray
+            arrays.append(d)
+            parents.append(n)
         if tracked and frozen:
             tracked = freeze(parents, frozen)
         try:
@@ -73,7 +80,7 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
             raise forward_failed(info, exc, arrays, params) from exc
         if not tracked:
             return untracked(info, out)
-        return record(info, parents, arrays, out, params)
+        return record(info, parents, arrays, out, params, exposed)
 
     call.__name__ = call.__qualname__ = info.name
     call.__doc__ = f"{info.describe()}\n\n{info.doc}".rstrip()
@@ -139,11 +146,14 @@ def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
 # --------------------------------------------------------------------------- recording
 
 
-def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) -> Any:
+def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict,
+           exposed: bool = True) -> Any:
     """Append one record for a call with tracked inputs; return the output tensor(s).
 
     The one place that checks outputs, decides what the record saves (protecting what
     the user can still change) and builds the record and its result tensor.
+    ``exposed`` is False when the caller saw every input array private (see
+    :func:`what_to_save`): nothing to protect then.
     """
     if not STATE.quiet:
         if STATE.anomaly:
@@ -165,11 +175,19 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
     if not info.complex and _complex(arrays, parents):
         raise complex_error(info)
     keep = info.save_inputs
-    if keep is True and all_private(arrays, parents) or keep is False:
+    if keep is True and not exposed or keep is False:
         saved, locks = (arrays if keep else info.blank), None
     else:
         saved, locks = what_to_save(info, parents, arrays)
-    rec = Record(info, parents, saved, locks, outs, params)
+    rec = _new(Record)
+    rec.op = info
+    rec.parents = parents
+    rec.saved = saved
+    rec.out = outs
+    rec.params = params
+    rec.seq = next_seq()
+    if locks is not None:
+        rec.locks = locks
     if not STATE.quiet:
         if STATE.anomaly:
             rec.site = user_site()
@@ -182,17 +200,6 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
         return t
     tensors = [_make(o, Part(rec, k)) for k, o in enumerate(outs)]
     return tuple(tensors) if type(out) is tuple else type(out)(*tensors)
-
-
-def all_private(arrays: list, parents: list) -> bool:
-    """Whether every saved array is a recorded op's own output (or not an ndarray)."""
-    for i in range(len(arrays)):  # (not zip: it costs more than the loop, at 1-2 inputs)
-        a = arrays[i]
-        if type(a) is ndarray:
-            n = parents[i]
-            if n is None or isinstance(n, Leaf) or a.base is not None:
-                return False
-    return True
 
 
 def what_to_save(info: OpInfo, parents: list, arrays: list) -> tuple[Any, Any]:
