@@ -112,9 +112,13 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
     prev_enabled = STATE.thread.grad_enabled
     if wire is not None:
         STATE.thread.grad_enabled = True  # create_graph: the vjps' work is recorded
+    # Along a chain the heap is skipped: a record whose first gradient arrives while
+    # nothing else is pending is the next to run, and nothing can add to it any more.
+    nxt = None
     try:
-        while heap:
-            rec = heappop(heap)[1]
+        while nxt is not None or heap:
+            rec = nxt if nxt is not None else heappop(heap)[1]
+            nxt = None
             g = grads.pop(rec)
             if keep is not None and rec in keep:
                 kept[rec] = g
@@ -126,19 +130,29 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
                 if node is None or gi is None:
                     continue
                 if type(node) is not Record:
+                    if nxt is not None and type(node) is Part:  # it may push a record
+                        heappush(heap, (-nxt.seq, nxt))
+                        nxt = None
                     _route(grads, heap, node, fit(gi, node, rec, i), within)
                     continue
                 target = node.out  # the common case: a gradient that fits as it is
                 if (type(gi) is not ndarray or type(target) is not ndarray
-                        or gi.shape != target.shape or gi.dtype != target.dtype):
+                        or gi.shape != target.shape or gi.dtype is not target.dtype):
                     gi = fit(gi, node, rec, i)
                 old = grads.get(node)
                 if old is not None:
                     grads[node] = old + gi
-                else:
-                    grads[node] = gi
-                    if within is None or node in within:
-                        heappush(heap, (-node.seq, node))
+                    continue
+                grads[node] = gi
+                if within is not None and node not in within:
+                    continue
+                if nxt is None and not heap:
+                    nxt = node
+                    continue
+                if nxt is not None:
+                    heappush(heap, (-nxt.seq, nxt))
+                    nxt = None
+                heappush(heap, (-node.seq, node))
             if not retain:
                 rec.release()
     except BaseException:
@@ -184,7 +198,8 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
     if out is None:
         raise _freed_error(rec)
     op = rec.op
-    saved = rec.saved if rec.saved is not None else [None] * len(rec.parents)  # variadic
+    parents = rec.parents
+    saved = rec.saved if rec.saved is not None else [None] * len(parents)  # variadic
     if type(out) is tuple:
         g = tuple(np.zeros(o.shape, o.dtype) if gk is None else gk
                   for gk, o in zip(g, out, strict=True))
@@ -192,10 +207,13 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
         return _recorded_vjp(rec, g, saved, wire)
     vjp = op.definition.vjp
     try:
-        res = (vjp(g, out, *saved, **rec.params) if type(vjp) is not tuple
-               else _apply(vjp, rec.parents, g, out, saved, rec.params))
-        if type(res) not in (tuple, list) or len(res) != len(rec.parents):
-            res = _as_tuple(res, rec)
+        if type(vjp) is tuple:
+            res = _apply(vjp, parents, g, out, saved, rec.params)
+        else:
+            params = rec.params
+            res = vjp(g, out, *saved, **params) if params else vjp(g, out, *saved)
+            if type(res) is not tuple or len(res) != len(parents):
+                res = _as_tuple(res, rec)
     except (OpRuleError, DifferentiabilityError, FloatingPointError):
         raise
     except Exception as exc:
@@ -211,11 +229,9 @@ def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict
     """Call a vjp: one function for all inputs, or one per input (only those needed)."""
     if type(vjp) is not tuple:
         return vjp(g, out, *inputs, **params)
-    res = []
-    for i in range(len(parents)):
-        f = vjp[i]
-        res.append(None if parents[i] is None or f is None else f(g, out, *inputs, **params))
-    return res
+    return tuple(None if parents[i] is None or f is None
+                 else (f(g, out, *inputs, **params) if params else f(g, out, *inputs))
+                 for i, f in enumerate(vjp))
 
 
 def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:

@@ -75,7 +75,8 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
         if tracked and frozen:
             tracked = freeze(parents, frozen)
         try:
-            out = forward(arrays, **params) if variadic else forward(*arrays, **params)
+            out = (forward(arrays, **params) if variadic
+                   else forward(*arrays, **params) if params else forward(*arrays))
         except Exception as exc:
             raise forward_failed(info, exc, arrays, params) from exc
         if not tracked:
@@ -160,14 +161,15 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict,
             check_finite(info, "forward", out, user_site)
         if not STATE.thread.grad_enabled:
             return untracked(info, out)
-    multi = info.nout > 1 or isinstance(out, tuple)
-    if multi:
-        outs = checked_outputs(info, out, arrays)
-    elif type(out) is ndarray and out.dtype.kind == "f":
+    multi = False
+    if type(out) is ndarray and out.dtype.kind == "f" and info.nout == 1:
         outs = out  # the common case: a floating array ...
         for a in arrays:
             if a is out:  # ... but never an input's own (x.astype(x.dtype))
                 outs = out.view()
+    elif info.nout > 1 or isinstance(out, tuple):
+        multi = True
+        outs = checked_outputs(info, out, arrays)
     else:
         outs = _checked(info, out, arrays)
     if outs is None:
