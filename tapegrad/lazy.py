@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ShapeError, TapegradTypeError
 
 __all__ = ["NEEDS_VALUES", "compute", "foreign", "guarded", "is_lazy", "same_shape", "unknown",
-           "unknown_shape_error"]
+           "unknown_call_error", "unknown_shape_error"]
 
 ndarray = np.ndarray
 
@@ -97,6 +97,19 @@ def guarded(info: Any) -> Any:
 
     refusing.__name__ = getattr(forward, "__name__", info.name)
     return refusing
+
+
+def unknown_call_error(op: Any, shapes: list) -> ShapeError | None:
+    """Why a vjp failed, when the call involved unknown (NaN) sizes: the rule needed a
+    shape Dask does not know yet (a reduction broadcasting its gradient back)."""
+    if not unknown(*shapes):
+        return None
+    return ShapeError(
+        f"op {op.name!r} (from {op.source}): its gradient needs the shapes of the call, "
+        f"{', '.join(str(tuple(s)) for s in shapes)}, and Dask does not know some sizes "
+        "yet (NaN: unknown chunk sizes, e.g. after boolean indexing). Call "
+        ".compute_chunk_sizes() on the Dask array (or build it with known chunks) "
+        "before this op")
 
 
 def compute(*xs: Any, **kwargs: Any) -> tuple:
