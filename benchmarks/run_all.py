@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("overhead", "mlp", "scalar", "deep", "memory", "import_time")
+SCRIPTS = ("overhead", "mlp", "scalar", "deep", "memory", "import_time", "dask_glm")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from .errors import (
 )
 from .gradcheck import check_grads, numerical_grad
 from .hookspecs import hookimpl, hookspec
+from .lazy import compute
 from .opdef import OpDef, OpInfo
 from .registry import REGISTRY as _REGISTRY
 from .registry import (
@@ -80,8 +81,8 @@ __all__ = [
     "enable_grad", "get_op", "hookimpl", "hookspec", "is_grad_enabled", "lift",
     "list_ops", "load_spec", "no_grad", "ops", "plugin_manager", "register_plugin", "tensor",
     "unregister_plugin",
-    "check_grads", "detect_anomaly", "grad", "hessian", "jacobian", "jvp", "numerical_grad",
-    "to_dot", "value_and_grad", "vjp", "stack", "concatenate",
+    "check_grads", "compute", "detect_anomaly", "grad", "hessian", "jacobian", "jvp",
+    "numerical_grad", "to_dot", "value_and_grad", "vjp", "stack", "concatenate",
     "arange", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "zeros",
     "zeros_like",
 ]

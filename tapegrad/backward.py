@@ -34,6 +34,7 @@ import numpy as np
 
 from .entry import Leaf, Node, Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError
+from .lazy import foreign, same_shape, unknown, unknown_call_error, unknown_shape_error
 from .state import STATE
 
 ndarray = np.ndarray
@@ -74,12 +75,14 @@ def make_seed(data: Any, grad: Any, create_graph: bool, wire: Wire) -> Any:
                 f"backward() without a gradient needs a tensor with exactly one element; "
                 f"this one has shape {data.shape}. Pass grad= of that shape "
                 "(t.backward(np.ones(t.shape))) or reduce first (t.sum())")
-        seed = np.ones(data.shape, data.dtype)
+        seed = (np.ones(data.shape, data.dtype) if type(data) is ndarray
+                else np.ones_like(data))  # Dask, CuPy: a seed of the same library
     else:
         tensor_seed = hasattr(grad, "_node")
         seed = grad if tensor_seed and create_graph else (
-            grad._data if tensor_seed else np.array(grad, dtype=data.dtype))
-        if seed.shape != data.shape:
+            grad._data if tensor_seed else grad if foreign(grad) else
+            np.array(grad, dtype=data.dtype))
+        if seed.shape != data.shape and not same_shape(seed.shape, data.shape):
             raise ShapeError(f"backward(grad=...): grad has shape {seed.shape} but the "
                              f"tensor has shape {data.shape}")
         if seed.dtype != data.dtype and not tensor_seed:
@@ -201,7 +204,8 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
     parents = rec.parents
     saved = rec.saved if rec.saved is not None else [None] * len(parents)  # variadic
     if type(out) is tuple:
-        g = tuple(np.zeros(o.shape, o.dtype) if gk is None else gk
+        g = tuple(gk if gk is not None else np.zeros(o.shape, o.dtype)
+                  if type(o) is ndarray else np.zeros_like(o)
                   for gk, o in zip(g, out, strict=True))
     if wire is not None:
         return _recorded_vjp(rec, g, saved, wire)
@@ -217,8 +221,9 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
     except (OpRuleError, DifferentiabilityError, FloatingPointError):
         raise
     except Exception as exc:
-        raise OpRuleError(f"op {op.name!r} (from {op.source}): vjp raised "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise unknown_call_error(op, _call_shapes(rec)) or OpRuleError(
+            f"op {op.name!r} (from {op.source}): vjp raised {type(exc).__name__}: "
+            f"{exc}") from exc
     if STATE.anomaly:
         for r in res:
             check_finite(op, "vjp", r, rec.site)
@@ -267,7 +272,7 @@ def strict_vjp(rec: Record, mask: tuple, g: Any, out: Any, inputs: tuple, why: s
 
 
 def _as_tensor(x: Any, wire: Wire) -> Any:
-    return x if hasattr(x, "_node") else wire(np.asarray(x), None)
+    return x if hasattr(x, "_node") else wire(x if foreign(x) else np.asarray(x), None)
 
 
 def _recorded_result(r: Any, node: Any, rec: Record, wire: Wire) -> Any:
@@ -328,7 +333,7 @@ def fit(g: Any, node: Node, rec: Record, i: int) -> Any:
             raise OpRuleError(f"op {rec.op.name!r} (from {rec.op.source}): vjp returned a "
                               f"{type(g).__name__} for input {i}, expected an array")
         g = np.asarray(g)
-    if g.shape != shape:
+    if g.shape != shape and not same_shape(g.shape, shape):
         g = unbroadcast(g, shape, rec, i)
     if g.dtype != dtype:
         if g.dtype.kind not in "fc":
@@ -346,6 +351,8 @@ def unbroadcast(g: Any, shape: tuple[int, ...], rec: Record, i: int) -> Any:
     the right, the same size in the output or in another input of the call.
     """
     gshape = g.shape
+    if unknown(gshape, shape):
+        raise unknown_shape_error(rec.op, i, gshape, shape)
     lead = len(gshape) - len(shape)
     others = _call_shapes(rec)
     axes = []
@@ -414,12 +421,14 @@ def commit_leaves(grads: dict, create_graph: bool) -> None:
             if hasattr(g, "_node"):
                 g = g._data
             old = t.grad
-            if old is None or hasattr(old, "_node") or old.shape != g.shape:
+            if old is None or hasattr(old, "_node") or (
+                    old.shape != g.shape and not same_shape(old.shape, g.shape)):
                 fresh = (type(g) is ndarray and g.base is None and g.flags.writeable
                          and id(g) not in given)
-                t.grad = g if fresh else np.array(g, copy=True)
+                t.grad = g if fresh else np.array(g, copy=True) if isinstance(
+                    g, ndarray) else g.copy()
                 given.add(id(t.grad))
-            elif type(old) is ndarray and old.flags.writeable:
+            elif type(old) is ndarray and old.flags.writeable and not foreign(g):
                 old += g
             else:
                 t.grad = old + g
@@ -435,6 +444,8 @@ def check_finite(op: Any, stage: str, value: Any, site: Any) -> None:
     arr = getattr(value, "_data", value)
     if arr is None or not hasattr(arr, "dtype") or arr.dtype.kind not in "fc":
         return
+    if hasattr(arr, "__dask_graph__"):
+        return  # lazy: checking would compute it (documented: not checked)
     if not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "inf"
         site = site() if callable(site) else site

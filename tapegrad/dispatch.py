@@ -49,6 +49,8 @@ class NumpyProtocol:
         if self._node is not None:
             raise conversion_error(self)
         data = self._data
+        if not isinstance(data, np.ndarray):  # Dask, CuPy: an explicit conversion
+            data = np.asarray(data)
         if dtype is not None and data.dtype != dtype:
             return data.astype(dtype)
         return data.copy() if copy else data

@@ -15,6 +15,7 @@ one ellipse per op call, ``value -> op -> value``. Render it with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from .entry import Leaf, Part, Record
 from .errors import TapegradTypeError
+from .lazy import is_lazy
 from .tensor import Tensor
 
 __all__ = ["to_dot", "tape_to_dot", "wengert"]
@@ -93,15 +95,22 @@ class _Namer:
         return self.ids[key]
 
 
+def _one_value(data: Any) -> bool:
+    """Whether ``data`` holds one element whose value can be shown without computing
+    anything (a Dask array's value is never computed for a drawing)."""
+    data = getattr(data, "_data", data)
+    return not is_lazy(data) and math.prod(np.shape(data)) == 1
+
+
 def _leaf_label(n: Leaf) -> list[str]:
     t = n.tensor
     if t is None:
         return ["(freed)"]
     data = t._data
     parts = [t.name or "", f"{tuple(data.shape)} {data.dtype}"]
-    if data.size == 1:
+    if _one_value(data):
         parts.append(f"data {_fmt(data)}")
-        if t.grad is not None:
+        if t.grad is not None and _one_value(t.grad):
             parts.append(f"grad {_fmt(t.grad)}")
     return parts
 
@@ -110,9 +119,9 @@ def _record_label(e: Record, root: Tensor | None) -> list[str]:
     shape, dtype = e.output_meta(0)
     parts = [root.name if root is not None and root.name else "", f"{tuple(shape)} {dtype}"]
     data = e.out if e.out is not None else (root._data if root is not None else None)
-    if data is not None and type(data) is not tuple and np.size(data) == 1:
+    if data is not None and type(data) is not tuple and _one_value(data):
         parts.append(f"data {_fmt(data)}")
-    if root is not None and root.grad is not None and np.size(root._data) == 1:
+    if root is not None and root.grad is not None and _one_value(root.grad):
         parts.append(f"grad {_fmt(root.grad)}")
     return parts
 

@@ -41,6 +41,7 @@ from . import tree
 from .backward import check_finite, conj, strict_vjp
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError, TapegradValueError
+from .lazy import foreign
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, wire
@@ -106,7 +107,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     for o in outs:
         t = tmap.get(_key(o._node)) if isinstance(o, Tensor) else None
         if t is None:
-            t = np.zeros(np.shape(o.data if isinstance(o, Tensor) else o))
+            t = np.zeros_like(o.data if isinstance(o, Tensor) else o, dtype=float)
         touts.append(finish(t, nested))
     values = [finish(o, nested) for o in outs]
     return tree.unflatten(out_def, values), tree.unflatten(out_def, touts)
@@ -165,7 +166,7 @@ def _push(e: Record, tmap: dict[Any, Any], nested: bool) -> None:
 
 def _fit(t: Any, o: Any, op: Any) -> Any:
     """The tangent in the output's shape and dtype."""
-    if not isinstance(t, Tensor):
+    if not isinstance(t, Tensor) and not foreign(t):
         t = np.asarray(t)
     shape = tuple(o.shape)
     if tuple(t.shape) != shape:
@@ -188,7 +189,8 @@ def _jvp_from_vjp(e: Record, tans: tuple, inputs: tuple, out: Any, nested: bool)
     op = e.op
     mask = tuple(None if t is None else True for t in tans)
     with enable_grad(), Tape() as tape:
-        us = [new_leaf(np.zeros(o.shape, o.dtype)) for _, o in _outputs(e)]
+        us = [new_leaf(np.zeros(o.shape, o.dtype) if isinstance(o, np.ndarray)
+                       else np.zeros_like(o)) for _, o in _outputs(e)]
         res = strict_vjp(e, mask, tuple(us) if len(us) > 1 else us[0], out, inputs,
                          "has no jvp, and forward mode through its vjp needs that vjp "
                          "to be differentiable")

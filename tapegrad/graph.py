@@ -25,6 +25,7 @@ import numpy as np
 from .backward import ShapeOf, check_finite
 from .entry import Leaf, Part, Record, next_seq
 from .errors import OpRuleError, TapegradError, TapegradTypeError
+from .lazy import guarded
 from .protect import protect
 from .state import STATE
 from .tensor import Tensor, _make, _new
@@ -41,7 +42,7 @@ _NUMBERS = (int, float, complex, bool, np.generic)
 
 def make_caller(info: OpInfo) -> Callable[..., Any]:
     """Build the function behind ``tg.ops.<info.name>``: unwrap, forward, record."""
-    forward = info.definition.forward
+    forward = guarded(info)  # the op's forward; refusing Dask arrays if it needs values
     nargs = info.nargs
     defaults = info.params
     variadic = info.variadic

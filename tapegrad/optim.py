@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TapegradTypeError, TapegradValueError
-from .nn.utils import as_param_list
+from .nn.utils import as_param_list, compute_lazy_grads
 from .tensor import Tensor
 
 
@@ -107,6 +107,7 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def step(self) -> None:
+        compute_lazy_grads(self.params)
         self.steps += 1
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         for p in self.params:
@@ -152,6 +153,7 @@ class Adam(Optimizer):
         self.decoupled = bool(decoupled)
 
     def step(self) -> None:
+        compute_lazy_grads(self.params)
         self.steps += 1
         lr, eps, wd = self.lr, self.eps, self.weight_decay
         b1, b2 = self.betas

@@ -18,6 +18,7 @@ import numpy as np
 from .backward import conj, make_seed, replay
 from .entry import Record, Watched
 from .errors import GraphError, TapegradTypeError
+from .lazy import foreign
 from .state import STATE
 from .tensor import Tensor, wire
 
@@ -186,9 +187,10 @@ def _result(g: Any, source: Tensor, recording: bool) -> Any:
     if g is None:
         g = np.zeros_like(source._data)
     g = conj(g)
-    if recording:
-        return g if isinstance(g, Tensor) else wire(np.asarray(g), None)
-    return g._data if isinstance(g, Tensor) else np.asarray(g)
+    if isinstance(g, Tensor):
+        return g if recording else g._data
+    g = g if foreign(g) else np.asarray(g)
+    return wire(g, None) if recording else g
 
 
 def _flatten(items: Iterable[Any]) -> Iterable[Any]:

@@ -22,6 +22,7 @@ from . import backward as _backward
 from .dispatch import NumpyProtocol
 from .entry import Leaf, Node, Watched
 from .errors import GraphError, TapegradTypeError
+from .lazy import foreign
 
 _new = object.__new__
 ndarray = np.ndarray
@@ -63,7 +64,8 @@ class Tensor(NumpyProtocol):
                              "detach() it or build a new tensor")
         if value is self._data:
             return  # an in-place update (x.data -= ...) that NumPy already allowed
-        arr = value if isinstance(value, ndarray) else np.asarray(value)
+        arr = value if isinstance(value, ndarray) or foreign(value) \
+            else np.asarray(value)
         if arr.dtype.kind not in "biufc":
             raise TapegradTypeError(f"Tensor.data must be numeric, got dtype {arr.dtype}")
         if self.requires_grad and arr.dtype.kind not in "fc":
@@ -81,10 +83,10 @@ class Tensor(NumpyProtocol):
 
     def item(self) -> Any:
         """The single element as a Python number."""
-        return self._data.item()
+        return _concrete(self._data).item()
 
     def tolist(self) -> Any:
-        return self._data.tolist()
+        return _concrete(self._data).tolist()
 
     # ------------------------------------------------------------ gradient tracking
     @property
@@ -250,7 +252,8 @@ class Tensor(NumpyProtocol):
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
 
     def __repr__(self) -> str:
-        body = np.array2string(np.asarray(self._data), separator=", ", prefix="tensor(")
+        body = (repr(self._data) if foreign(self._data)  # Dask: its summary, never computed
+                else np.array2string(np.asarray(self._data), separator=", ", prefix="tensor("))
         extra = []
         if self._data.dtype != np.float64:
             extra.append(f"dtype={self._data.dtype}")
@@ -264,8 +267,8 @@ class Tensor(NumpyProtocol):
             extra.append(f"name={self.name!r}")
         if self.grad is not None:
             g = self.grad._data if isinstance(self.grad, Tensor) else self.grad
-            extra.append("grad=" + np.array2string(np.asarray(g), separator=", ",
-                                                   prefix="grad="))
+            extra.append("grad=" + (repr(g) if foreign(g) else np.array2string(
+                np.asarray(g), separator=", ", prefix="grad=")))
         return "tensor(" + ", ".join([body, *extra]) + ")"
 
 
@@ -294,6 +297,11 @@ def _exit(t: Tensor) -> Any:
             and d.flags.writeable:
         d.setflags(write=False)
     return d
+
+
+def _concrete(d: Any) -> Any:
+    """An array with ``.item()``: a Dask array is computed (a deliberate read)."""
+    return d if hasattr(d, "item") else np.asarray(d)
 
 
 def _plain(x: Any) -> Any:

@@ -39,6 +39,7 @@ keyword arguments are passed to ``f`` and never differentiated.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ import numpy as np
 from . import tree
 from .entry import Leaf, Part
 from .errors import ShapeError, TapegradIndexError, TapegradTypeError, TapegradValueError
+from .lazy import foreign
 from .state import STATE
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make
@@ -81,8 +83,9 @@ def is_nested(values: Sequence[Any]) -> bool:
 
 
 def float_array(x: Any, what: str = "argument") -> np.ndarray:
-    """``x`` (Tensor, ndarray, number, nested list) as a floating-point ndarray."""
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    """``x`` (Tensor, ndarray, number, nested list) as a floating-point ndarray; another
+    library's array (Dask, CuPy) stays one."""
+    data = x.data if isinstance(x, Tensor) else x if foreign(x) else np.asarray(x)
     if data.dtype.kind not in "fc":
         if data.dtype.kind not in "biu":
             raise TapegradTypeError(f"{what}: expected numbers, got dtype {data.dtype}")
@@ -125,7 +128,8 @@ def make_source(x: Any, nested: bool, what: str = "argument") -> Tensor:
     """
     if nested and _is_tracked(x):
         return _identity(x)
-    return new_leaf(np.array(float_array(x, what), copy=True))
+    data = float_array(x, what)
+    return new_leaf(data.copy() if foreign(data) else np.array(data, copy=True))
 
 
 @contextmanager
@@ -228,9 +232,10 @@ def _reads_outside(tape: Tape, out: Any, made: set) -> bool:
 
 def finish(value: Any, nested: bool, as_tensor: bool = False) -> Any:
     """Tensors when nested (or asked for), ndarrays at the outermost level."""
-    if nested or as_tensor:
-        return value if isinstance(value, Tensor) else _make(np.asarray(value), None)
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    if isinstance(value, Tensor):
+        return value if nested or as_tensor else value.data
+    value = value if foreign(value) else np.asarray(value)  # a Dask array stays lazy
+    return _make(value, None) if nested or as_tensor else value
 
 
 def finish_tree(value: Any, nested: bool) -> Any:
@@ -279,7 +284,7 @@ def _check_scalar(out: Any, name: str) -> None:
                                                             int, float)):
         raise TapegradTypeError(f"{name}: f must return a Tensor (or a number), got "
                                 f"{type(out).__name__}")
-    size = np.size(out.data if isinstance(out, Tensor) else out)
+    size = math.prod(np.shape(out.data if isinstance(out, Tensor) else out))  # never computes
     if size != 1:
         shape = np.shape(out.data if isinstance(out, Tensor) else out)
         raise ShapeError(
@@ -290,7 +295,7 @@ def _check_scalar(out: Any, name: str) -> None:
 
 def _out_meta(o: Any) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and cotangent dtype of an output leaf."""
-    data = o.data if isinstance(o, Tensor) else np.asarray(o)
+    data = o.data if isinstance(o, Tensor) else o if foreign(o) else np.asarray(o)
     return data.shape, data.dtype if data.dtype.kind in "fc" else np.dtype(np.float64)
 
 
@@ -304,7 +309,7 @@ def _cotangent(g: Any, shape: tuple[int, ...], dtype: np.dtype, rec: bool,
         if g.shape != shape:
             raise ShapeError(f"{where} has shape {g.shape}, the output has shape {shape}")
         return g if rec else g.data
-    seed = np.asarray(g, dtype=dtype)
+    seed = g.astype(dtype) if foreign(g) else np.asarray(g, dtype=dtype)
     if seed.shape != shape and seed.ndim == 0:
         seed = np.broadcast_to(seed, shape)
     if seed.shape != shape:

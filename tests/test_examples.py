@@ -49,7 +49,7 @@ def has(module):
 
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
-    assert len(scripts) == 11
+    assert len(scripts) == 12
     source = Path(__file__).read_text()
     for s in scripts:
         assert f'"{s}"' in source, f"{s} has no test"
@@ -151,6 +151,22 @@ def test_11_second_order(tmp_path):
     norms = [float(v) for v in re.findall(r"iter \d  f = [\d.]+  \|grad\| = ([\d.e+-]+)", out)]
     assert norms[0] > 0.1 and norms[-1] < 1e-10 and len(norms) <= 8
     assert number(r"largest difference\s*: ([\d.e+-]+)", out) < 1e-10
+
+
+def test_13_dask_logistic(tmp_path):
+    out = run_example("13_dask_logistic.py", tmp_path)
+    if not has("dask.array") or not has("distributed"):
+        assert "dask is not installed: skipped" in out
+        pytest.skip("dask (the dask extra) missing: the example only says so")
+    assert "cluster: 2 worker processes on 127.0.0.1" in out
+    for kind in ("logistic", "poisson"):
+        fitted = [float(v) for v in re.search(rf"{kind}: fitted \[([^\]]*)\]", out)
+                  .group(1).split()]
+        true = [float(v) for v in re.search(rf"{kind}: true   \[([^\]]*)\]", out)
+                .group(1).split()]
+        assert len(fitted) == len(true) == 6
+        assert max(abs(a - b) for a, b in zip(fitted, true, strict=True)) < 0.1, out
+        assert number(rf"{kind}: max \|fitted - true\| = ([\d.]+)", out) < 0.1
 
 
 @pytest.mark.skipif(not has("sklearn"), reason="scikit-learn (the examples extra) missing")

@@ -66,12 +66,12 @@ def _check_layout(x, order):
 
 def ravel(x, order="C"):
     _check_layout(x, order)
-    return np.ravel(x, order)
+    return np.ravel(x) if order == "C" else np.ravel(x, order)  # Dask: no order argument
 
 
 def flatten(x, order="C"):
     _check_layout(x, order)
-    return x.flatten(order)
+    return x.flatten() if order == "C" else x.flatten(order)
 
 
 def ravel_grad(g, out, x, order="C"):
@@ -91,7 +91,7 @@ def ravel_jvp(ts, out, x, order="C"):
 def _axis_view(x, axis):
     """(working shape, axis): ``x`` itself, or its ravel when ``axis`` is None."""
     if axis is None:
-        return (int(np.size(x)),), 0
+        return (int(np.prod(np.shape(x))),), 0
     shape = np.shape(x)
     return shape, axis % len(shape)
 
@@ -176,7 +176,7 @@ def flip_grad(g, out, x, axis=None):
 
 
 def rollaxis_grad(g, out, x, axis, start=0):
-    return np.transpose(g, np.argsort(_rollaxis_perm(np.ndim(x), axis, start)))
+    return np.transpose(g, tuple(np.argsort(_rollaxis_perm(np.ndim(x), axis, start))))
 
 
 # ----------------------------------------------------------------- stacking helpers
@@ -219,6 +219,13 @@ def vstack_grad(g, out, *xs, **params):
     return _cut(g, xs, _lift2, 0)
 
 
+def _joining(fn, xs, dtype, casting):
+    """``fn(xs)``, with NumPy's dtype/casting only when given (Dask's takes neither)."""
+    if dtype is None and casting == "same_kind":
+        return fn(xs)
+    return fn(xs, dtype=dtype, casting=casting)
+
+
 def dstack_grad(g, out, *xs):
     return _cut(g, xs, _lift3, 2)
 
@@ -229,7 +236,7 @@ def column_stack_grad(g, out, *xs):
 
 def append_grad(g, out, arr, values, axis=None):
     if axis is None:
-        n = int(np.size(arr))
+        n = int(np.prod(np.shape(arr)))
         return g[:n].reshape(np.shape(arr)), g[n:].reshape(np.shape(values))
     n = np.shape(arr)[axis]
     nd = np.ndim(g)
@@ -276,6 +283,9 @@ def kron_jvp(ts, out, a, b):
 
 
 def take(a, indices, axis=None, mode="raise"):
+    if mode == "raise" and hasattr(a, "__dask_graph__"):  # Dask's take: no mode, an axis
+        return np.take(np.ravel(a) if axis is None else a, _plain_index(indices),
+                       axis=0 if axis is None else axis)
     return np.take(a, _plain_index(indices), axis=axis, mode=mode)
 
 
@@ -566,13 +576,13 @@ def tapegrad_ops():
               complex=True, doc="Kronecker product"),
         # -- joining
         OpDef("hstack", lambda xs, dtype=None, casting="same_kind":
-              np.hstack(xs, dtype=dtype, casting=casting),
+              _joining(np.hstack, xs, dtype, casting),
               hstack_grad, jvp=_joined(np.hstack), variadic=True,
               params={"dtype": None, "casting": "same_kind"}, implements=(np.hstack,),
               samples=_hstack_samples, complex=True,
               doc="join along axis 1 (axis 0 for 1-D inputs)"),
         OpDef("vstack", lambda xs, dtype=None, casting="same_kind":
-              np.vstack(xs, dtype=dtype, casting=casting),
+              _joining(np.vstack, xs, dtype, casting),
               vstack_grad, jvp=_joined(np.vstack), variadic=True,
               params={"dtype": None, "casting": "same_kind"}, implements=(np.vstack,),
               samples=_vstack_samples, complex=True, doc="join along axis 0, 1-D inputs as rows"),

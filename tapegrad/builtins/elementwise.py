@@ -63,6 +63,11 @@ def piecewise_constant(name, forward, doc, **fields):
 
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     # Always a fresh array: the result of an op never aliases its input (copy is ignored).
+    if hasattr(x, "__dask_graph__") and x.dtype.kind == "f":  # Dask's takes no options
+        big = np.finfo(x.dtype).max
+        y = np.where(np.isnan(x), nan, x)
+        y = np.where(np.isposinf(x), big if posinf is None else posinf, y)
+        return np.where(np.isneginf(x), -big if neginf is None else neginf, y).astype(x.dtype)
     return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
 
 
@@ -106,11 +111,13 @@ def _sinc_samples(rng):
 
 def real_part(x):
     """np.real as a view (np.real of a real array is that very array)."""
+    if not isinstance(x, np.ndarray) and hasattr(x, "__dask_graph__"):
+        return x.real  # lazy: no views to take
     return np.asarray(x).real[...]
 
 
 def imag_part(x):
-    x = np.asarray(x)
+    x = x if hasattr(x, "__dask_graph__") else np.asarray(x)
     return x.imag[...] if np.iscomplexobj(x) else np.zeros_like(x)
 
 

@@ -27,6 +27,11 @@ _softmax = lift("softmax")
 _sigmoid = lift("sigmoid")
 
 
+def _lazy(x):
+    """A Dask array (also inside a Tensor, under create_graph): no value to branch on."""
+    return hasattr(getattr(x, "_data", x), "__dask_graph__")
+
+
 def _check_reduction(reduction):
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -35,6 +40,9 @@ def _check_reduction(reduction):
 def _reduce(loss, reduction):
     """``loss`` reduced as ``reduction`` says (already checked by the caller). Plain
     arrays only: reductions call the ufuncs (``ndarray.sum`` & co. are Python wrappers)."""
+    if reduction != "none" and not isinstance(loss, (np.ndarray, np.generic)):
+        total = loss.sum()  # Dask, CuPy: their own reduction (lazy for Dask)
+        return (total / loss.size if reduction == "mean" else total).astype(loss.dtype)
     if reduction == "mean":
         return np.asarray(_add(loss, axis=None) / loss.size if loss.size else np.nan,
                           dtype=loss.dtype)
@@ -67,13 +75,13 @@ def _kept(g, ndim, axis, keepdims):
 def _shift(x, axis):
     """The max along ``axis`` (kept), 0 where it is not finite (all -inf rows)."""
     m = x.max(axis=axis, keepdims=True)
-    if not np.isfinite(m).all():
+    if _lazy(m) or not np.isfinite(m).all():
         m = np.where(np.isfinite(m), m, 0)
     return m
 
 
 def logsumexp_forward(x, axis=None, keepdims=False):
-    x = np.asarray(x)
+    x = x if _lazy(x) else np.asarray(x)
     m = _shift(x, axis)
     # A row of -inf gives log(0) = -inf and one holding +inf gives inf: both right.
     with np.errstate(divide="ignore", over="ignore"):
@@ -88,9 +96,9 @@ def _lse_weights(x, out, axis):
     result is +inf splits the gradient between its +inf entries, one whose result is
     -inf (all -inf) gets zeros; NaN rows stay NaN."""
     infinite = np.isinf(out)                         # plain bool: a constant of the rule
-    if not infinite.any():
+    if not _lazy(infinite) and not infinite.any():
         return np.exp(x - out)
-    top = (x == out) & (out > 0)
+    top = (x == out) & (out > 0) & infinite
     share = top / np.maximum(top.sum(axis=axis, keepdims=True), 1)
     return np.exp(np.where(infinite, -np.inf, x - np.where(infinite, 0.0, out))) + share
 
@@ -183,7 +191,7 @@ def cross_entropy_grad(g, out, logits, labels, reduction="mean"):
 def bce_logits_forward(logits, targets, reduction="mean"):
     _check_reduction(reduction)
     loss = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
-    return _reduce(np.asarray(loss), reduction)
+    return _reduce(loss if _lazy(loss) else np.asarray(loss), reduction)
 
 
 def _bce_scale(g, logits, targets, reduction):

@@ -34,15 +34,24 @@ def _kept(g, ndim, axis, keepdims):
     return g.reshape(tuple(shape))
 
 
+def _known(shape):
+    """``shape``, refusing unknown (NaN) sizes: Dask's broadcast_to takes them and fails
+    only when computed (the engine turns this error into one naming the op)."""
+    for s in shape:
+        if s != s:
+            raise ValueError(f"the input's shape {shape} has unknown (NaN) sizes")
+    return shape
+
+
 def sum_grad(g, out, x, axis=None, keepdims=False):
-    return np.broadcast_to(_kept(g, x.ndim, axis, keepdims), x.shape)
+    return np.broadcast_to(_kept(g, x.ndim, axis, keepdims), _known(x.shape))
 
 
 def mean_grad(g, out, x, axis=None, keepdims=False):
     count = 1
     for a in _axes(x.ndim, axis):
         count *= x.shape[a]
-    return np.broadcast_to(_kept(g, x.ndim, axis, keepdims) / count, x.shape)
+    return np.broadcast_to(_kept(g, x.ndim, axis, keepdims) / count, _known(x.shape))
 
 
 def extremum_grad(g, out, x, axis=None, keepdims=False):

@@ -462,6 +462,8 @@ def argsort(x, axis=-1, kind=None, stable=None):
 
 
 def copy(x, order="K"):
+    if not isinstance(x, np.ndarray) and hasattr(x, "__dask_graph__"):
+        return x.copy()  # lazy, and layout-free
     return np.array(x, order=order, copy=True)
 
 

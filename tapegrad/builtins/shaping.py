@@ -47,8 +47,31 @@ def getitem(x, index):
 
 
 def scatter_add_forward(g, shape, index):
+    index = _plain_index(index)
+    if not isinstance(g, np.ndarray) and hasattr(g, "__dask_graph__"):
+        return _scatter_lazy(g, shape, index)
     out = np.zeros(shape, dtype=g.dtype)
-    np.add.at(out, _plain_index(index), g)
+    np.add.at(out, index, g)
+    return out
+
+
+def _scatter_lazy(g, shape, index):
+    """scatter_add of a Dask array: zeros with ``g`` assigned at ``index`` (Dask's lazy
+    ``__setitem__``), which adds only where no position is named twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    axis = 0
+    for k in parts:
+        if k is Ellipsis:
+            axis = len(shape) - sum(p is not Ellipsis and p is not None for p in parts) + axis
+            continue
+        if isinstance(k, np.ndarray) and k.dtype.kind in "iu" and k.ndim == 1 \
+                and np.unique(k % shape[axis]).size < k.size:
+            raise ValueError("a repeated index on a Dask array: its gradient would add at "
+                             "the same position twice, which Dask's lazy assignment cannot "
+                             "do; index with unique positions (or compute the array first)")
+        axis += k.ndim if isinstance(k, np.ndarray) and k.dtype == bool else k is not None
+    out = np.zeros_like(g, shape=shape)
+    out[index] = g
     return out
 
 
@@ -124,18 +147,19 @@ def where_grad_y(g, out, cond, x, y):
 def clip(x, a_min=None, a_max=None):
     # One-sided clips as a single ufunc: np.clip goes through Python wrappers first.
     if a_max is None:
-        return np.maximum(x, a_min) if a_min is not None else np.array(x, copy=True)
+        if a_min is not None:
+            return np.maximum(x, a_min)
+        return x.copy() if hasattr(x, "copy") else np.array(x, copy=True)
     if a_min is None:
         return np.minimum(x, a_max)
     return np.clip(x, a_min, a_max)
 
 
 def clip_grad(g, out, x, a_min=None, a_max=None):
-    inside = np.ones(x.shape, dtype=bool)
-    if a_min is not None:
-        inside &= x >= a_min
+    # Not in place: the mask is a Dask array when x is one.
+    inside = True if a_min is None else x >= a_min
     if a_max is not None:
-        inside &= x <= a_max
+        inside = inside & (x <= a_max)
     return g * inside
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from tapegrad.builtins.nn_ops import REDUCTIONS
 from tapegrad.errors import TapegradValueError
+from tapegrad.lazy import foreign
 from tapegrad.registry import ops
 from tapegrad.tensor import Tensor
 
@@ -24,8 +25,8 @@ def _target(t: Any, like: Any) -> Any:
     """Targets given as lists/ndarrays take the prediction's float dtype (no upcast)."""
     if isinstance(t, Tensor):
         return t
-    arr = np.asarray(t)
-    dtype = like.dtype if isinstance(like, (Tensor, np.ndarray)) else None
+    arr = t if foreign(t) else np.asarray(t)  # a Dask array stays lazy
+    dtype = like.dtype if isinstance(like, (Tensor, np.ndarray)) or foreign(like) else None
     if dtype is not None and dtype.kind == "f" and arr.dtype != dtype:
         arr = arr.astype(dtype)
     return arr

@@ -23,6 +23,20 @@ def as_param_list(params: Any) -> list[Tensor]:
     return list(params)
 
 
+def compute_lazy_grads(params: Any) -> None:
+    """Replace the Dask ``.grad`` of ``params`` by their values, computed in one pass.
+
+    Gradients that came through Dask data are lazy until computed; computing them one
+    by one would run the shared forward and backward once per gradient.
+    """
+    from tapegrad.lazy import compute, is_lazy
+
+    lazy = [p for p in params if is_lazy(p.grad)]
+    if lazy:
+        for p, g in zip(lazy, compute(*[p.grad for p in lazy]), strict=True):
+            p.grad = g
+
+
 def _plain(g: Any) -> np.ndarray:
     return g.data if isinstance(g, Tensor) else np.asarray(g)
 
@@ -43,6 +57,7 @@ def clip_grad_norm(params: Any, max_norm: float, norm_type: float = 2.0,
     grads = [p for p in as_param_list(params) if p.grad is not None]
     if not grads:
         return 0.0
+    compute_lazy_grads(grads)
     norm_type = float(norm_type)
     arrays = [_plain(p.grad) for p in grads]
     if math.isinf(norm_type):
