@@ -20,23 +20,10 @@ import numpy as np
 
 from .errors import ShapeError, TapegradTypeError
 
-__all__ = ["NEEDS_VALUES", "compute", "foreign", "guarded", "is_lazy", "same_shape", "unknown",
+__all__ = ["compute", "foreign", "guarded", "is_lazy", "same_shape", "unknown",
            "unknown_call_error", "unknown_shape_error"]
 
 ndarray = np.ndarray
-
-
-#: Built-in ops that need concrete values: their forward or vjp calls a NumPy function
-#: Dask does not implement lazily (Dask would compute the inputs, silently, to call it),
-#: or one Dask implements differently (``np.linalg.cholesky`` gives the upper factor). On
-#: a Dask input they raise a ``TapegradTypeError`` naming the op (see :func:`guarded`).
-#: ``tests/test_dask.py`` checks every registered op against this list.
-NEEDS_VALUES = frozenset({
-    "argsort", "cholesky", "column_stack", "cross", "cross_entropy", "cumprod", "det",
-    "eig", "eigh", "eigvals", "eigvalsh", "full", "inner", "kron", "matrix_power",
-    "multi_dot", "partition", "pinv", "ptp", "qr", "select", "slogdet", "sort", "svd",
-    "svd_u", "svd_vh", "svdvals",
-})
 
 
 def foreign(x: Any) -> bool:
@@ -76,11 +63,11 @@ def unknown_shape_error(op: Any, i: int, gshape: tuple, shape: tuple) -> ShapeEr
 
 def guarded(info: Any) -> Any:
     """The forward the engine calls for op ``info``: its own, or, for an op in
-    :data:`NEEDS_VALUES`, one that refuses Dask arrays with an error naming the op
+    ``OpDef(lazy=False)``, one that refuses Dask arrays with an error naming the op
     (rather than letting Dask compute them eagerly). Decided once, when the op is
     registered: other ops pay nothing."""
     forward = info.definition.forward
-    if info.name not in NEEDS_VALUES:
+    if info.definition.lazy:
         return forward
     variadic = info.variadic
 

@@ -67,6 +67,9 @@ class OpDef:
             conjugate); the engine conjugates at the boundary, so users see PyTorch's
             (``z.grad = dL/dRe(z) + 1j * dL/dIm(z)``). An op left at ``False`` refuses
             complex values that need a gradient.
+        lazy: ``False`` when the forward or the rules need concrete values (they call a
+            NumPy function Dask has no lazy version of): such an op refuses Dask arrays
+            with an error naming it, instead of letting Dask compute them.
         domain: interval from which automatic checks draw inputs.
         samples: ``samples(rng) -> iterable of (inputs, params)`` for automatic checks
             of ops whose inputs need structure (shapes, indices); elementwise ops can
@@ -92,6 +95,7 @@ class OpDef:
     properties: tuple[str, ...] = ()
     implements: tuple[Callable[..., Any], ...] = ()
     complex: bool = False
+    lazy: bool = True
     domain: tuple[float, float] = (-2.0, 2.0)
     samples: Callable[[np.random.Generator], Iterable[Sample]] | None = None
     doc: str = ""

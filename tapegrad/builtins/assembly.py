@@ -573,7 +573,7 @@ def tapegrad_ops():
               (lambda g, out, a, b: _kron_grad(g, a, b, True),
                lambda g, out, a, b: _kron_grad(g, b, a, False)),
               jvp=kron_jvp, nargs=2, params={}, implements=(np.kron,), samples=_kron_samples,
-              complex=True, doc="Kronecker product"),
+              complex=True, lazy=False, doc="Kronecker product"),
         # -- joining
         OpDef("hstack", lambda xs, dtype=None, casting="same_kind":
               _joining(np.hstack, xs, dtype, casting),
@@ -592,7 +592,7 @@ def tapegrad_ops():
         OpDef("column_stack", lambda xs: np.column_stack(xs), column_stack_grad,
               jvp=_joined(np.column_stack), variadic=True, params={},
               implements=(np.column_stack,), samples=_column_stack_samples,
-              complex=True, doc="join as columns, 1-D inputs as columns"),
+              complex=True, lazy=False, doc="join as columns, 1-D inputs as columns"),
         OpDef("append", np.append, append_grad, jvp=append_jvp, nargs=2,
               params={"axis": None}, implements=(np.append,), samples=_append_samples,
               complex=True, doc="values appended to arr (both raveled when axis is None)"),
@@ -606,12 +606,14 @@ def tapegrad_ops():
               params={"condlist": None}, samples=_select_samples,
               implements=((np.select, lambda op, condlist, choicelist, default=0:
                            op([*choicelist, default], condlist=condlist)),),
-              complex=True, doc="select(choicelist [+ default], condlist=): the choice of the "
+              complex=True,
+              lazy=False, doc="select(choicelist [+ default], condlist=): the choice of the "
                                 "first true condition (conditions get no gradient)"),
         OpDef("full", full, (None, lambda g, out, shape, fill_value, **p: g),
               jvp=full_jvp, nargs=2, nondiff=(0,),
               params={"dtype": None, "order": "C", "device": None},
               implements=(np.full,), samples=_full_samples,
               complex=True,
+              lazy=False,
               doc="an array of a shape filled with fill_value (its gradient is the sum)"),
     ]

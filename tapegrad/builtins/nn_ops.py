@@ -258,7 +258,7 @@ def tapegrad_ops():
         OpDef("cross_entropy", cross_entropy_forward, cross_entropy_grad, nargs=2,
               params={"reduction": "mean"}, nondiff=(1,),
               samples=_ce_samples,
-              doc="softmax cross-entropy of logits (..., C) against int labels (...); "
+              lazy=False, doc="softmax cross-entropy of logits (..., C) against int labels (...); "
                   "fused: vjp (softmax - onehot) / N"),
         OpDef("binary_cross_entropy_with_logits", bce_logits_forward,
               (bce_grad_logits, bce_grad_targets), nargs=2, params={"reduction": "mean"},
