@@ -111,53 +111,12 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
     for p in [n for n in grads if type(n) is Part]:
         _route(grads, heap, p, grads.pop(p), within)
     roots = [n for _, n in heap]
-    kept = {}
+    kept: dict = {}
     prev_enabled = STATE.thread.grad_enabled
     if wire is not None:
         STATE.thread.grad_enabled = True  # create_graph: the vjps' work is recorded
-    # Along a chain the heap is skipped: a record whose first gradient arrives while
-    # nothing else is pending is the next to run, and nothing can add to it any more.
-    nxt = None
     try:
-        while nxt is not None or heap:
-            rec = nxt if nxt is not None else heappop(heap)[1]
-            nxt = None
-            g = grads.pop(rec)
-            if keep is not None and rec in keep:
-                kept[rec] = g
-            if rec.hooks:
-                g = run_hooks(rec.hooks, g)
-            results = call_vjp(rec, g, wire)
-            for i, node in enumerate(rec.parents):
-                gi = results[i]
-                if node is None or gi is None:
-                    continue
-                if type(node) is not Record:
-                    if nxt is not None and type(node) is Part:  # it may push a record
-                        heappush(heap, (-nxt.seq, nxt))
-                        nxt = None
-                    _route(grads, heap, node, fit(gi, node, rec, i), within)
-                    continue
-                target = node.out  # the common case: a gradient that fits as it is
-                if (type(gi) is not ndarray or type(target) is not ndarray
-                        or gi.shape != target.shape or gi.dtype is not target.dtype):
-                    gi = fit(gi, node, rec, i)
-                old = grads.get(node)
-                if old is not None:
-                    grads[node] = old + gi
-                    continue
-                grads[node] = gi
-                if within is not None and node not in within:
-                    continue
-                if nxt is None and not heap:
-                    nxt = node
-                    continue
-                if nxt is not None:
-                    heappush(heap, (-nxt.seq, nxt))
-                    nxt = None
-                heappush(heap, (-node.seq, node))
-            if not retain:
-                rec.release()
+        _run(grads, heap, retain, wire, within, keep, kept)
     except BaseException:
         _interrupted.update(roots)
         raise
@@ -165,6 +124,53 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
         STATE.thread.grad_enabled = prev_enabled
     grads.update(kept)
     return grads
+
+
+def _run(grads: dict, heap: list, retain: bool, wire: Wire | None, within: set | None,
+         keep: set | None, kept: dict) -> None:
+    """The replay loop: per record, call the vjp, route each gradient, release."""
+    # Along a chain the heap is skipped: a record whose first gradient arrives while
+    # nothing else is pending is the next to run, and nothing can add to it any more.
+    nxt = None
+    while nxt is not None or heap:
+        rec = nxt if nxt is not None else heappop(heap)[1]
+        nxt = None
+        g = grads.pop(rec)
+        if keep is not None and rec in keep:
+            kept[rec] = g
+        if rec.hooks:
+            g = run_hooks(rec.hooks, g)
+        results = call_vjp(rec, g, wire)
+        for i, node in enumerate(rec.parents):
+            gi = results[i]
+            if node is None or gi is None:
+                continue
+            if type(node) is not Record:
+                if nxt is not None and type(node) is Part:  # it may push a record
+                    heappush(heap, (-nxt.seq, nxt))
+                    nxt = None
+                _route(grads, heap, node, fit(gi, node, rec, i), within)
+                continue
+            target = node.out  # the common case: a gradient that fits as it is
+            if (type(gi) is not ndarray or type(target) is not ndarray
+                    or gi.shape != target.shape or gi.dtype is not target.dtype):
+                gi = fit(gi, node, rec, i)
+            old = grads.get(node)
+            if old is not None:
+                grads[node] = old + gi
+                continue
+            grads[node] = gi
+            if within is not None and node not in within:
+                continue
+            if nxt is None and not heap:
+                nxt = node
+                continue
+            if nxt is not None:
+                heappush(heap, (-nxt.seq, nxt))
+                nxt = None
+            heappush(heap, (-node.seq, node))
+        if not retain:
+            rec.release()
 
 
 def _inside(rec: Record, within: set | None) -> bool:
