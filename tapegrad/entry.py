@@ -27,12 +27,10 @@ next_seq = _seq.__next__
 class Node:
     """Base of every node kind: what ``Tensor._node`` holds for a tracked tensor.
 
-    ``hooks`` (tensor hooks, see ``Tensor.register_hook``) and the record attributes
-    that are rarely set live in the instance dict, made only when one is set.
+    ``hooks`` holds the tensor hooks of the node (see ``Tensor.register_hook``), or None.
     """
 
-    __slots__ = ("__dict__",)
-    hooks: list | None = None
+    __slots__ = ("hooks",)
 
 
 class Leaf(Node):
@@ -41,6 +39,7 @@ class Leaf(Node):
     __slots__ = ("ref", "__weakref__")
 
     def __init__(self, tensor: Any) -> None:
+        self.hooks = None
         self.ref = weakref.ref(tensor)
 
     @property
@@ -73,9 +72,8 @@ class Record(Node):
     Records are made by ``graph.record`` alone.
     """
 
-    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "shapes", "__weakref__")
-    locks: Any = None
-    site: str | None = None
+    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "locks", "site", "shapes",
+                 "__weakref__")
 
     @property
     def released(self) -> bool:
@@ -86,9 +84,7 @@ class Record(Node):
         out = self.out
         self.shapes = (tuple((o.shape, o.dtype) for o in out) if type(out) is tuple
                        else (out.shape, out.dtype))
-        self.saved = self.out = None
-        if self.locks is not None:
-            del self.locks  # its Locks go, and unlock (see protect.py)
+        self.saved = self.out = self.locks = None  # the Locks go, and unlock (protect.py)
 
     def output_meta(self, k: int = 0) -> tuple[tuple[int, ...], Any]:
         """Shape and dtype of output ``k``."""
@@ -108,6 +104,7 @@ class Part(Node):
     __slots__ = ("record", "index")
 
     def __init__(self, record: Record, index: int) -> None:
+        self.hooks = None
         self.record = record
         self.index = index
 

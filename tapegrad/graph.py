@@ -57,22 +57,17 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
             params = defaults
         arrays = []
         parents = []
-        tracked = exposed = False  # exposed: an input array the user can still change
+        tracked = False
         for x in args:
             if isinstance(x, Tensor):
-                d = x._data
+                arrays.append(x._data)
                 n = x._node
+                parents.append(n)
                 if n is not None:
                     tracked = True
-                    exposed = exposed or isinstance(n, Leaf) or getattr(d, "base", None) is not None
-                else:
-                    exposed = exposed or type(d) is ndarray
             else:
-                d = x if type(x) is ndarray else as_input(x, info, len(arrays))
-                n = None
-                exposed = exposed or type(d) is ndarray
-            arrays.append(d)
-            parents.append(n)
+                arrays.append(x if type(x) is ndarray else as_input(x, info, len(arrays)))
+                parents.append(None)
         if tracked and frozen:
             tracked = freeze(parents, frozen)
         try:
@@ -82,7 +77,7 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
             raise forward_failed(info, exc, arrays, params) from exc
         if not tracked:
             return untracked(info, out)
-        return record(info, parents, arrays, out, params, exposed)
+        return record(info, parents, arrays, out, params)
 
     call.__name__ = call.__qualname__ = info.name
     call.__doc__ = f"{info.describe()}\n\n{info.doc}".rstrip()
@@ -148,14 +143,11 @@ def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
 # --------------------------------------------------------------------------- recording
 
 
-def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict,
-           exposed: bool = True) -> Any:
+def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) -> Any:
     """Append one record for a call with tracked inputs; return the output tensor(s).
 
     The one place that checks outputs, decides what the record saves (protecting what
     the user can still change) and builds the record and its result tensor.
-    ``exposed`` is False when the caller saw every input array private (see
-    :func:`what_to_save`): nothing to protect then.
     """
     if not STATE.quiet:
         if STATE.anomaly:
@@ -178,9 +170,14 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict,
     if not info.complex and _complex(arrays, parents):
         raise complex_error(info)
     keep = info.save_inputs
-    if keep is True and not exposed or keep is False:
-        saved, locks = (arrays if keep else info.blank), None
-    else:
+    saved, locks = (arrays if keep is True else info.blank), None
+    if keep is True:
+        for i in range(len(arrays)):  # an input the user can still change? (see what_to_save)
+            a = arrays[i]
+            if type(a) is ndarray and (type(parents[i]) is not Record or a.base is not None):
+                saved, locks = what_to_save(info, parents, arrays)
+                break
+    elif keep is not False:
         saved, locks = what_to_save(info, parents, arrays)
     rec = _new(Record)
     rec.op = info
@@ -189,8 +186,8 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict,
     rec.out = outs
     rec.params = params
     rec.seq = next_seq()
-    if locks is not None:
-        rec.locks = locks
+    rec.locks = locks
+    rec.hooks = rec.site = None
     if not STATE.quiet:
         if STATE.anomaly:
             rec.site = user_site()
