@@ -377,6 +377,8 @@ def unbroadcast(g: Any, shape: tuple[int, ...], rec: Record, i: int) -> Any:
                 "shape it was broadcast to in the call)")
         axes.append(k)
     total = np.add.reduce if type(g) is ndarray else type(g).sum
+    if len(axes) == lead:  # leading axes only (a bias): no reshape, so no view
+        return total(g, axis=tuple(axes))
     g = total(g, axis=tuple(axes), keepdims=True)
     return g.reshape(shape) if lead or g.shape != shape else g
 
