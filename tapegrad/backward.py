@@ -223,7 +223,8 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
             params = rec.params
             res = vjp(g, out, *saved, **params) if params else vjp(g, out, *saved)
             if type(res) is not tuple or len(res) != len(parents):
-                res = _as_tuple(res, rec)
+                res = ((res,) if type(res) is ndarray and len(parents) == 1
+                       else _as_tuple(res, rec))  # (a one-input vjp may return g itself)
     except (OpRuleError, DifferentiabilityError, FloatingPointError):
         raise
     except Exception as exc:
