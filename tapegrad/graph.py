@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backward import ShapeOf, check_finite
-from .entry import Leaf, Part, Record, next_seq
+from .entry import Part, Record, next_seq
 from .errors import OpRuleError, TapegradError, TapegradTypeError
 from .lazy import guarded
 from .protect import protect
@@ -214,8 +214,8 @@ def what_to_save(info: OpInfo, parents: list, arrays: list) -> tuple[Any, Any]:
         return [ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a for a in arrays], None
     if keep is not True:
         return info.blank, None
-    private = [n is not None and not isinstance(n, Leaf) and getattr(a, "base", 0) is None
-               for a, n in zip(arrays, parents, strict=True)]
+    private = [type(parents[i]) is Record and getattr(arrays[i], "base", 0) is None
+               for i in range(len(arrays))]
     return protect(arrays, private)
 
 

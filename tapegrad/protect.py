@@ -86,12 +86,12 @@ def protect(arrays: tuple, private: tuple) -> tuple[tuple, Locks | None]:
     for i, a in enumerate(arrays):
         if private[i] or type(a) is not ndarray:
             continue
-        owner = _owner(a)
-        if not owner.flags.writeable and not a.flags.writeable and id(owner) not in _counts:
-            continue  # read-only for good (a constant, a view of one)
         if a.size <= COPY_LIMIT:
             saved[i] = a.copy()
             continue
+        owner = _owner(a)
+        if not owner.flags.writeable and not a.flags.writeable and id(owner) not in _counts:
+            continue  # read-only for good (a constant, a view of one)
         if locks is None:
             locks = Locks()
         with _mutex:
