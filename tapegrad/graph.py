@@ -102,7 +102,7 @@ def as_input(x: Any, info: OpInfo, pos: int) -> Any:
         if arr.dtype.kind in "biufc":
             return arr
     raise TapegradTypeError(f"op {info.name!r} ({info.source}): input {pos} is a "
-                    f"{type(x).__name__}, expected a Tensor, an array or a number")
+                        f"{type(x).__name__}, expected a Tensor, an array or a number")
 
 
 def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
