@@ -102,15 +102,15 @@ def as_input(x: Any, info: OpInfo, pos: int) -> Any:
         if arr.dtype.kind in "biufc":
             return arr
     raise TapegradTypeError(f"op {info.name!r} ({info.source}): input {pos} is a "
-                        f"{type(x).__name__}, expected a Tensor, an array or a number")
+                            f"{type(x).__name__}, expected a Tensor, an array or a number")
 
 
 def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
     """Split a call's arguments into inputs and params (positional params allowed)."""
     need = info.nargs - info.definition.optional
     if len(args) < need:
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {need} input(s), got "
-                        f"{len(args)}")
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {need} input(s), "
+                                f"got {len(args)}")
     ninputs = min(len(args), info.nargs)
     inputs = args[:ninputs] + (None,) * (info.nargs - ninputs)
     return inputs, bind_params(info, args[ninputs:], params)
@@ -127,12 +127,13 @@ def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
 def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
     names = list(info.params)
     if len(extra) > len(names):
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} input(s) and "
-                        f"params {names}, but {info.nargs + len(extra)} were given")
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} "
+                                f"input(s) and params {names}, but "
+                                f"{info.nargs + len(extra)} were given")
     unknown = params.keys() - info.params.keys()
     if unknown:
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) got unexpected parameter(s) "
-                        f"{sorted(unknown)}; it takes {names or 'none'}")
+        raise TapegradTypeError(f"op {info.name!r} ({info.source}) got unexpected "
+                                f"parameter(s) {sorted(unknown)}; it takes {names or 'none'}")
     bound = dict(zip(names, extra, strict=False))
     dup = bound.keys() & params.keys()
     if dup:

@@ -69,8 +69,8 @@ class Tensor(NumpyProtocol):
         if arr.dtype.kind not in "biufc":
             raise TapegradTypeError(f"Tensor.data must be numeric, got dtype {arr.dtype}")
         if self.requires_grad and arr.dtype.kind not in "fc":
-            raise TapegradTypeError(f"Tensor.data of a tensor that requires grad must be floating, "
-                        f"got dtype {arr.dtype}")
+            raise TapegradTypeError("Tensor.data of a tensor that requires grad must be "
+                                    f"floating, got dtype {arr.dtype}")
         self._data = arr
 
     def numpy(self) -> Any:
