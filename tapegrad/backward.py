@@ -129,13 +129,16 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
 def _run(grads: dict, heap: list, retain: bool, wire: Wire | None, within: set | None,
          keep: set | None, kept: dict) -> None:
     """The replay loop: per record, call the vjp, route each gradient, release."""
-    # Along a chain the heap is skipped: a record whose first gradient arrives while
-    # nothing else is pending is the next to run, and nothing can add to it any more.
-    nxt = None
+    # Along a chain the heap and the gradient dict are skipped: a record whose first
+    # gradient arrives while nothing else is pending is the next to run, and nothing can
+    # add to it any more, so it and its gradient are handed over directly.
+    nxt = g_nxt = None
     while nxt is not None or heap:
-        rec = nxt if nxt is not None else heappop(heap)[1]
-        nxt = None
-        g = grads.pop(rec)
+        if nxt is not None:
+            rec, g, nxt = nxt, g_nxt, None
+        else:
+            rec = heappop(heap)[1]
+            g = grads.pop(rec)
         if keep is not None and rec in keep:
             kept[rec] = g
         if rec.hooks:
@@ -147,6 +150,7 @@ def _run(grads: dict, heap: list, retain: bool, wire: Wire | None, within: set |
                 continue
             if type(node) is not Record:
                 if nxt is not None and type(node) is Part:  # it may push a record
+                    grads[nxt] = g_nxt
                     heappush(heap, (-nxt.seq, nxt))
                     nxt = None
                 _route(grads, heap, node, fit(gi, node, rec, i), within)
@@ -155,20 +159,23 @@ def _run(grads: dict, heap: list, retain: bool, wire: Wire | None, within: set |
             if (type(gi) is not ndarray or type(target) is not ndarray
                     or gi.shape != target.shape or gi.dtype is not target.dtype):
                 gi = fit(gi, node, rec, i)
+            if node is nxt:  # a second input from the same record (x * x)
+                g_nxt = g_nxt + gi
+                continue
             old = grads.get(node)
             if old is not None:
                 grads[node] = old + gi
-                continue
-            grads[node] = gi
-            if within is not None and node not in within:
-                continue
-            if nxt is None and not heap:
-                nxt = node
-                continue
-            if nxt is not None:
-                heappush(heap, (-nxt.seq, nxt))
-                nxt = None
-            heappush(heap, (-node.seq, node))
+            elif within is not None and node not in within:
+                grads[node] = gi  # a record outside the tape: its gradient is kept
+            elif nxt is None and not heap:
+                nxt, g_nxt = node, gi
+            else:
+                if nxt is not None:
+                    grads[nxt] = g_nxt
+                    heappush(heap, (-nxt.seq, nxt))
+                    nxt = None
+                grads[node] = gi
+                heappush(heap, (-node.seq, node))
         if not retain:
             rec.release()
 
@@ -241,9 +248,14 @@ def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict
     """Call a vjp: one function for all inputs, or one per input (only those needed)."""
     if type(vjp) is not tuple:
         return vjp(g, out, *inputs, **params)
-    return tuple(None if parents[i] is None or f is None
-                 else (f(g, out, *inputs, **params) if params else f(g, out, *inputs))
-                 for i, f in enumerate(vjp))
+    res = []
+    for i in range(len(vjp)):
+        f = vjp[i]
+        if parents[i] is None or f is None:
+            res.append(None)
+        else:
+            res.append(f(g, out, *inputs, **params) if params else f(g, out, *inputs))
+    return res
 
 
 def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
