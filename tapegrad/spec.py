@@ -714,7 +714,7 @@ def _tangent_rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, 
         r = fn(env)
         if r is ZERO:
             return None  # a zero tangent, as the engine's jvp contract has it
-        data = out.data if isinstance(out, Tensor) else np.asarray(out)
+        data = out._data if isinstance(out, Tensor) else np.asarray(out)  # (shape, dtype)
         if getattr(r, "shape", None) != data.shape:
             r = r + np.zeros(data.shape, dtype=data.dtype)
         return r
