@@ -215,14 +215,17 @@ def compiled_fwd_bwd(tg, step, params, X, Y):
     """The mean loss over all points and its gradient, chunk by chunk: ``(t, loss, g)``."""
     t0 = C.perf_counter()
     n = len(X)
-    loss, grads = 0.0, None
+    loss, total, treedef = 0.0, None, None
     for k in range(0, n, CHUNK):
         lc, gc = step(params, X[k:k + CHUNK], Y[k:k + CHUNK])
         w = len(X[k:k + CHUNK]) / n
-        loss = loss + lc * w
-        grads = tg.tree.tree_map(lambda g, w=w: g * w, gc) if grads is None else \
-            tg.tree.tree_map(lambda a, g, w=w: a + g * w, grads, gc)
-    return C.perf_counter() - t0, float(loss), grads
+        loss += float(lc) * w
+        leaves, treedef = tg.tree.flatten(gc)
+        if total is None:
+            total = [float(g) * w for g in leaves]
+        else:
+            total = [a + float(g) * w for a, g in zip(total, leaves, strict=True)]
+    return C.perf_counter() - t0, loss, tg.tree.unflatten(treedef, total)
 
 
 def micrograd_model(weights):
