@@ -253,6 +253,24 @@ def test_side_effects_are_refused():
     np.testing.assert_allclose(seeded(np.zeros(3)), tg.randn(3, rng=0).data)
 
 
+@pytest.mark.skipif("compilable" not in tg.OpDef.__dataclass_fields__,
+                    reason="OpDef has no compilable field")
+def test_an_opdef_not_compilable_is_refused():
+    class Plugin:
+        @staticmethod
+        @tg.hookimpl
+        def tapegrad_ops():
+            return [tg.OpDef("tcp_draw", lambda x: x * np.random.default_rng().random(),
+                             lambda g, out, x: g, compilable=False)]
+
+    tg.register_plugin(Plugin, name="tcp_plugin2")
+    try:
+        msg = refusal(lambda x: tg.ops.tcp_draw(x).sum(), np.ones(2))
+        assert "'tcp_draw'" in msg and "not compilable" in msg
+    finally:
+        tg.unregister_plugin("tcp_plugin2")
+
+
 def test_an_op_declared_not_compilable_is_refused():
     @tg.hookimpl
     def tapegrad_ops():
@@ -508,3 +526,16 @@ def test_buffers_are_reused_only_when_nothing_reads_them():
 
     C = check_replays(tg.value_and_grad(_loss), problem(), [problem(), problem()])
     assert "out=" in C.source
+
+
+def test_scalar_plans_run_on_floats_and_fall_back_to_numpy():
+    def f(x, y):
+        return tg.ops.log(x) / y + tg.ops.tanh(x * y) ** 2 - tg.ops.relu(y - x)
+
+    F = tg.value_and_grad(f, argnums=(0, 1))
+    C = check_replays(F, [0.5, 2.0], [[1.5, -0.5], [0.2, 3.0]])
+    assert "def compiled_f_floats(x, y):" in C.source and "math.tanh(" in C.source
+    with np.errstate(all="ignore"):  # 1 / 0: NumPy's inf and NaN, from the NumPy plan
+        got, want = C(1.0, 0.0), F(1.0, 0.0)
+    assert_tree_close(got, want)
+    assert not np.isfinite(got[0])
