@@ -383,8 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     # them, so the comparison is also made with the collector off (as timeit does).
     other = {}
     if not args.no_gc:
-        names = ["python floats (hand)", "tapegrad"] + (["micrograd"] if "micrograd" in res
-                                                        else [])
+        names = ["python floats (hand)", "tapegrad", "tapegrad compiled"] + (
+            ["micrograd"] if "micrograd" in res else [])
         other = C.interleave({n: timed[n] for n in names}, repeats, warmup, gc_off=True)
         rep.table(f"the same with the garbage collector off in the timed region "
                   f"(median of {repeats})",
@@ -396,20 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     for label, table in ((gc_label, res), ("gc off", other)):
         if not table:
             continue
-        if "micrograd" in table:
-            rep.check(f"ratio tapegrad/micrograd (fwd+bwd per op, {label})",
-                      C.ratio(table["tapegrad"]["total"], table["micrograd"]["total"]),
-                      TARGET)
-        else:
-            rep.check(f"ratio tapegrad/micrograd (fwd+bwd per op, {label}; micrograd not "
-                      "installed)", None, TARGET)
-    if "micrograd" in res:
-        rep.check("ratio tapegrad compiled/micrograd (fwd+bwd per op)",
-                  C.ratio(res["tapegrad compiled"]["total"], res["micrograd"]["total"]),
-                  COMPILED_TARGET)
-    else:
-        rep.check("ratio tapegrad compiled/micrograd (fwd+bwd per op; micrograd not "
-                  "installed)", None, COMPILED_TARGET)
+        for name, target in (("tapegrad", TARGET), ("tapegrad compiled", COMPILED_TARGET)):
+            if "micrograd" in table:
+                rep.check(f"ratio {name}/micrograd (fwd+bwd per op, {label})",
+                          C.ratio(table[name]["total"], table["micrograd"]["total"]), target)
+            else:
+                rep.check(f"ratio {name}/micrograd (fwd+bwd per op, {label}; micrograd not "
+                          "installed)", None, target)
     tgr = res["tapegrad"]["total"]
     floor = res["python floats (hand)"]["total"]
     rep.info(f"ratio tapegrad/python floats (hand) = {tgr / floor:.1f}")
