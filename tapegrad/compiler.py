@@ -51,8 +51,8 @@ and compiled with the built-in ``compile`` (about 10 us a step, so only plans th
 reused pay it). Measured on the 2000-op chain of ``benchmarks/overhead.py`` (4750
 steps of forward and backward on (8,) arrays): the flat loop runs 0.79 us a step, the
 generated code 0.34 us, and the hand-written NumPy floor takes as long for the same work
-(1.67 ms vs 1.60 ms). A plan whose every value is a float64 scalar also gets a version on Python floats
-(:func:`_generate_floats`), with the NumPy plan as its fallback.
+(1.67 ms vs 1.60 ms). A plan whose every value is a float64 scalar also gets a version
+on Python floats (:func:`_generate_floats`), with the NumPy plan as its fallback.
 
 **Cache.** Up to ``cache_size`` plans (default 8) per compiled function, least recently
 used evicted; ``cache_info()`` reports hits, misses (traces), retraces and eager calls.
