@@ -11,8 +11,12 @@ Each step records three ops (mul, add, tanh), then one backward pass from the la
 - ``peak MiB``: peak RSS above the baseline taken after imports and a warm-up.
 
 Rows: ``numpy (hand)`` (the floor: the same chain on float64 scalars, saving each tanh
-output, and a hand-written backward loop), ``tapegrad``, and autograd / torch when
-installed (up to ``--compare-max-depth``, 10^5 by default: they are slow at 10^6).
+output, and a hand-written backward loop), ``tapegrad``, ``tapegrad compiled``
+(``tg.compile(tg.value_and_grad(chain))``, traced before the measurement; one call runs
+forward and backward, reported as its forward, with the memory its values take while
+the call runs; up to ``--compiled-max-depth``, 10^4 by default: a plan holds one step
+per op, tracing 10^6 of them takes minutes), and autograd / torch when installed (up to
+``--compare-max-depth``, 10^5 by default: they are slow at 10^6).
 Targets: depth 10^6 succeeds; tapegrad's time per op at 10^6 within 1.5x of 10^4; under
 500 bytes per recorded op.
 """
@@ -86,6 +90,33 @@ def tapegrad_impl():
     return Graph
 
 
+def compiled_impl():
+    import numpy as np
+
+    import tapegrad as tg
+
+    steps = {}
+
+    class Graph:
+        """One call of the compiled value_and_grad: forward and backward together."""
+
+        @staticmethod
+        def prepare(depth):
+            step = steps[depth] = tg.compile(tg.value_and_grad(lambda y: tanh_chain(y, depth)))
+            for _ in range(4):  # trace, flat loop, generated code
+                step(np.array(Y0))
+
+        def __init__(self, depth):
+            if depth not in steps:
+                Graph.prepare(depth)
+            self.grad = steps[depth](np.array(Y0))[1]
+
+        def backward(self):
+            return float(self.grad)
+
+    return Graph
+
+
 def autograd_impl():
     import autograd
     import autograd.numpy as anp
@@ -126,7 +157,7 @@ def torch_impl():
 
 
 IMPLS = {"numpy (hand)": numpy_impl, "tapegrad": tapegrad_impl,
-         "autograd": autograd_impl, "torch": torch_impl}
+         "tapegrad compiled": compiled_impl, "autograd": autograd_impl, "torch": torch_impl}
 OPTIONAL = {"autograd": "autograd", "torch": "torch"}
 
 
@@ -138,6 +169,8 @@ def child(impl: str, depth: int, repeats: int) -> dict:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     Graph = IMPLS[impl]()
     Graph(1000).backward()                     # warm-up: imports, caches, first allocations
+    if hasattr(Graph, "prepare"):              # compiled: trace and plan outside the timing
+        Graph.prepare(depth)
     gc.collect()
     base = C.rss_bytes()
     C.reset_peak()
@@ -188,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     p = C.parser(__doc__.splitlines()[0])
     p.add_argument("--depths", default=None,
                    help="comma-separated depths (default 1000,10000,100000,1000000)")
+    p.add_argument("--compiled-max-depth", type=int, default=10**4,
+                   help="largest depth for the tapegrad compiled row (default 10000)")
     p.add_argument("--compare-max-depth", type=int, default=None,
                    help="largest depth for the autograd / torch rows (default 100000; "
                         "1000 with --quick)")
@@ -198,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         depths = tuple(int(float(d)) for d in args.depths.split(","))
     else:
         depths = (10**3, 10**4) if args.quick else DEPTHS
-    impls = ["numpy (hand)", "tapegrad"]
+    impls = ["numpy (hand)", "tapegrad", "tapegrad compiled"]
     impls += [n for n, mod in OPTIONAL.items() if C.optional(mod, args) is not None]
 
     C.header(f"deep: y = tanh(1.0001 y + 0.001), {OPS_PER_STEP} ops per step, depths "
@@ -207,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     for depth in depths:
         for impl in impls:
             if impl in OPTIONAL and depth > args.compare_max_depth:
+                continue
+            if impl == "tapegrad compiled" and depth > args.compiled_max_depth:
                 continue
             reps = args.repeats or (1 if args.quick else REPEATS.get(depth, 1))
             results[impl, depth] = C.run_child(__file__, [impl, str(depth), str(reps)],

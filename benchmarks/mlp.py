@@ -8,10 +8,13 @@ Rows:
 - ``tapegrad``: public API only (``tg.tensor``, ``@``, ``+``, ``.relu()``, and
   ``tg.nn.cross_entropy`` when it exists, else a log-softmax built from ``tg.ops``), SGD
   written on ``.data``;
+- ``tapegrad compiled``: ``tg.compile(tg.value_and_grad(loss))`` on the parameter arrays
+  (the same network and loss), SGD written on the arrays;
 - autograd and torch eager when installed (torch has its own BLAS: context only).
 
 Before timing, every implementation's gradients are compared with the hand-written
-ones at the same weights. Target: tapegrad <= 1.05x numpy, in float32 and in float64.
+ones at the same weights. Targets: tapegrad <= 1.05x numpy, tapegrad compiled <= 1.0x
+numpy, in float32 and in float64.
 The network builders here are shared with ``memory.py``.
 """
 
@@ -25,6 +28,7 @@ import _common as C
 import numpy as np
 
 TARGET = 1.05
+COMPILED_TARGET = 1.0
 SIZES = (784, 256, 256, 10)
 BATCH = 256
 LR = 0.01
@@ -150,6 +154,30 @@ class TapegradMLP:
         return loss
 
 
+class CompiledMLP:
+    """``tg.compile(tg.value_and_grad(loss))`` on arrays; ``step`` updates them in place."""
+
+    def __init__(self, tg, params):
+        self.params = copy_params(params)
+        ce, self.ce_label = tapegrad_cross_entropy(tg)
+
+        def loss(ps, X, y):
+            return ce(relu_mlp(ps, X), y)
+
+        self.value_and_grad = tg.compile(tg.value_and_grad(loss))
+
+    def grads(self, X, y):
+        loss, g = self.value_and_grad(self.params, X, y)
+        return float(loss), [tuple(p) for p in g]
+
+    def step(self, X, y, lr=LR):
+        loss, g = self.value_and_grad(self.params, X, y)
+        for (W, b), (gW, gb) in zip(self.params, g, strict=True):
+            W -= lr * gW
+            b -= lr * gb
+        return loss
+
+
 # ----------------------------------------------------------------------------- optional
 
 
@@ -231,7 +259,8 @@ def build(args, tg, dtype, sizes, batch):
     """Implementations for one dtype: ``{name: model}`` plus data; grads checked."""
     params, X, y = make_problem(sizes, batch, dtype)
     models: dict[str, Any] = {
-        "tapegrad": TapegradMLP(tg, copy_params(params), args.loss == "ops")}
+        "tapegrad": TapegradMLP(tg, copy_params(params), args.loss == "ops"),
+        "tapegrad compiled": CompiledMLP(tg, params)}
     ag = C.optional("autograd", args)
     if ag is not None:
         models["autograd"] = AutogradMLP(ag, params)
@@ -322,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     for dt in ("float32", "float64"):
         rep.check(f"ratio tapegrad/numpy ({dt})",
                   C.ratio(results["tapegrad"][dt], floor[dt]), TARGET)
+    for dt in ("float32", "float64"):
+        rep.check(f"ratio tapegrad compiled/numpy ({dt})",
+                  C.ratio(results["tapegrad compiled"][dt], floor[dt]), COMPILED_TARGET)
     return rep.finish()
 
 

@@ -9,9 +9,14 @@ backward (replay) separately, and their sum, against
 - ``numpy fwd+bwd (hand)``: the floor: the same forward saving what the hand-written
   backward needs, and the backward written out by hand, op by op, freeing the saved
   arrays as it consumes them (tapegrad's timed backward frees its graph as it goes too);
+- ``tapegrad compiled``: ``tg.compile(tg.value_and_grad(f))``, the same function
+  traced once and replayed as a plan of plain NumPy calls (forward and backward in one
+  call: only the total is reported);
 - autograd (``make_vjp``) and torch eager, when installed.
 
-Target: tapegrad forward + backward per op <= 2.8x the hand-written floor.
+Targets: tapegrad forward + backward per op <= 2.8x the hand-written floor; compiled
+<= 1.25x the floor; tracing (the first call of the compiled function: trace, plan)
+<= 3x one eager call of ``tg.value_and_grad(f)``.
 Run: ``python benchmarks/overhead.py [--quick] [--ops N] [--repeats R]``.
 """
 
@@ -23,6 +28,8 @@ import _common as C
 import numpy as np
 
 TARGET = 2.8          # tapegrad / numpy floor, forward + backward per op
+COMPILED_TARGET = 1.25  # tapegrad compiled / numpy floor
+TRACE_TARGET = 3.0    # first call of the compiled function / one eager call
 TORCH_TARGET = 0.5    # "about half of PyTorch eager's time" (informational check)
 CYCLE = 8             # ops per cycle of the chain
 
@@ -110,6 +117,35 @@ def tapegrad_fwd_bwd(tg, x0, a, b, cycles):
     return t1 - t0, t2 - t1, x.grad
 
 
+def chain_value_and_grad(tg, a, b, cycles):
+    """``tg.value_and_grad`` of the chain's sum, for the compiled row and its tracing."""
+    def f(x):
+        return chain(x, a, b, cycles, tg.ops.tanh, tg.ops.sin, tg.ops.exp).sum()
+
+    return tg.value_and_grad(f)
+
+
+def compiled_fwd_bwd(step, x0):
+    t0 = C.perf_counter()
+    _, gx = step(x0)
+    return C.perf_counter() - t0, gx
+
+
+def tracing_cost(tg, x0, a, b, cycles, repeats):
+    """Median seconds of the first call of a fresh ``tg.compile`` and of an eager call."""
+    vg = chain_value_and_grad(tg, a, b, cycles)
+    first, eager = [], []
+    for _ in range(repeats):
+        fresh = tg.compile(vg)
+        t0 = C.perf_counter()
+        fresh(x0)
+        first.append(C.perf_counter() - t0)
+        t0 = C.perf_counter()
+        vg(x0)
+        eager.append(C.perf_counter() - t0)
+    return C.median(first), C.median(eager)
+
+
 # ----------------------------------------------------------------------------- optional
 
 
@@ -161,19 +197,24 @@ def main(argv: list[str] | None = None) -> int:
     # Gradients must agree before anything is timed.
     _, _, g_ref = numpy_fwd_bwd(x, a, b, cycles)
     impls = {"tapegrad": lambda: tapegrad_fwd_bwd(tg, x, a, b, cycles)}
+    step = tg.compile(chain_value_and_grad(tg, a, b, cycles))
+    compiled = lambda: (0.0, 0.0, compiled_fwd_bwd(step, x)[1])  # noqa: E731
     if ag is not None:
         impls["autograd"] = lambda: autograd_fwd_bwd(ag, x, a, b, cycles)
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         impls["torch " + torch.__version__.split("+")[0]] = (
             lambda: torch_fwd_bwd(torch, x, ta, tb, cycles))
-    for name, fn in impls.items():
+    for name, fn in {**impls, "tapegrad compiled": compiled}.items():
         g = fn()[2]
         if not np.allclose(g, g_ref, rtol=1e-9, atol=1e-12):
             print(f"gradient mismatch: {name} vs hand-written numpy: max abs diff "
                   f"{np.max(np.abs(np.asarray(g) - g_ref)):.3g}", file=sys.stderr)
             return 2
-    print(f"   gradients of {', '.join(impls)} agree with the hand-written numpy backward")
+    print(f"   gradients of {', '.join(impls)} and tapegrad compiled agree with the "
+          "hand-written numpy backward")
+    for _ in range(3):  # past its first calls (a flat loop): the generated plan is timed
+        step(x)
     if args.profile:
         C.profile(impls["tapegrad"], args.profile)
         return 0
@@ -192,14 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     timed = {"numpy fwd only": bare,
              "numpy fwd+bwd (hand)": phases(lambda: numpy_fwd_bwd(x, a, b, cycles))}
     timed.update({name: phases(fn) for name, fn in impls.items()})
+    timed["tapegrad compiled"] = lambda: {"total": compiled_fwd_bwd(step, x)[0]}
     res = C.interleave(timed, repeats, warmup, gc_off=args.no_gc)
+    first, eager_call = tracing_cost(tg, x, a, b, cycles, 2 if args.quick else 5)
 
     us = 1e6 / n_ops
     floor = res["numpy fwd+bwd (hand)"]["total"]
     rows = []
     for name, r in res.items():
         total = r.get("total")
-        rows.append([name, r["fwd"] * us, r["bwd"] * us if "bwd" in r else None,
+        rows.append([name, r["fwd"] * us if "fwd" in r else None,
+                     r["bwd"] * us if "bwd" in r else None,
                      total * us if total is not None else None,
                      f"{total / floor:.2f}x" if total is not None else None])
     rep = C.Report("overhead", args)
@@ -211,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     rep.info(f"ratio tapegrad/numpy forward only = "
              f"{tgr['fwd'] / res['numpy fwd+bwd (hand)']['fwd']:.2f}, backward only = "
              f"{tgr['bwd'] / res['numpy fwd+bwd (hand)']['bwd']:.2f}")
+    rep.check("ratio tapegrad compiled/numpy (fwd+bwd per op)",
+              C.ratio(res["tapegrad compiled"]["total"], floor), COMPILED_TARGET)
+    rep.check("ratio tapegrad compiled first call (trace + plan)/one eager call",
+              C.ratio(first, eager_call), TRACE_TARGET)
+    rep.info(f"   (first call {first * 1e3:.1f} ms: trace and plan of {step.plans[0].n_steps} "
+             f"steps; eager value_and_grad call {eager_call * 1e3:.1f} ms)")
     for name in res:
         if name.startswith("torch"):
             rep.check(f"ratio tapegrad/{name} (fwd+bwd per op)",

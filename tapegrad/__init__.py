@@ -10,6 +10,7 @@ array([2., 4.])
 from __future__ import annotations
 
 from .anomaly import detect_anomaly
+from .compiler import compile  # noqa: A004 - tg.compile, as torch.compile
 from .creation import (
     arange,
     eye,
@@ -24,6 +25,8 @@ from .creation import (
 )
 from .dot import to_dot
 from .errors import (
+    CompileError,
+    CompileWarning,
     DifferentiabilityError,
     GradcheckError,
     OpRuleError,
@@ -76,13 +79,14 @@ def __getattr__(name: str) -> object:
 __version__ = "0.1.0"
 
 __all__ = [
-    "DifferentiabilityError", "GradcheckError", "OpDef", "OpInfo", "OpRuleError",
+    "CompileError", "CompileWarning", "DifferentiabilityError", "GradcheckError", "OpDef",
+    "OpInfo", "OpRuleError",
     "PluginError", "SpecError", "Tape", "TapegradError", "Tensor", "UnknownOpError",
     "enable_grad", "get_op", "hookimpl", "hookspec", "is_grad_enabled", "lift",
     "list_ops", "load_spec", "no_grad", "ops", "plugin_manager", "register_plugin", "tensor",
     "unregister_plugin",
-    "check_grads", "compute", "detect_anomaly", "grad", "hessian", "jacobian", "jvp",
-    "numerical_grad", "to_dot", "value_and_grad", "vjp", "stack", "concatenate",
+    "check_grads", "compile", "compute", "detect_anomaly", "grad", "hessian", "jacobian",
+    "jvp", "numerical_grad", "to_dot", "value_and_grad", "vjp", "stack", "concatenate",
     "arange", "eye", "full", "linspace", "ones", "ones_like", "rand", "randn", "zeros",
     "zeros_like",
 ]

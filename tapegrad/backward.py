@@ -260,7 +260,11 @@ def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict
 
 def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
     """The vjp on Tensors wired to the graph, so that what it computes is recorded."""
-    inputs = tuple(wire(x, n) if n is not None and hasattr(x, "dtype") else x
+    # While tg.compile traces, untracked saved arrays are wired too (as constants): what
+    # the vjp computes from them (a one-hot of labels) must be recorded, not plain NumPy.
+    traced = STATE.thread.trace is not None
+    inputs = tuple(wire(x, n) if (n is not None or traced and type(x) is ndarray)
+                   and hasattr(x, "dtype") else x
                    for x, n in zip(saved, rec.parents, strict=True))
     out = (tuple(wire(o, Part(rec, k)) for k, o in enumerate(rec.out))
            if type(rec.out) is tuple else wire(rec.out, rec))

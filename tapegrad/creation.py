@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .compiler import tracer
 from .errors import TapegradTypeError, TapegradValueError
 from .tensor import Tensor, _make
 
@@ -83,7 +84,7 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, *,
 
 
 def _like_data(x: Any) -> np.ndarray:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)  # (its shape and dtype)
 
 
 def zeros_like(x: Any, dtype: Any = None, *, requires_grad: bool = False) -> Tensor:
@@ -126,6 +127,9 @@ def eye(n: int, m: int | None = None, k: int = 0, dtype: Any = None, *,
 
 
 def _generator(rng: Any, name: str) -> Any:
+    trace = tracer()
+    if trace is not None and not isinstance(rng, (int, np.integer)):
+        trace.escape(None, f"tg.{name} draws random numbers (rng={rng!r})")
     if rng is None or isinstance(rng, (int, np.integer)):
         return np.random.default_rng(rng)
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):

@@ -46,6 +46,8 @@ class NumpyProtocol:
     __slots__ = ()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if not STATE.quiet and STATE.thread.trace is not None:
+            STATE.thread.trace.escape(self, "np.asarray()")  # a traced value: refused
         if self._node is not None:
             raise conversion_error(self)
         data = self._data
@@ -62,6 +64,8 @@ class NumpyProtocol:
         if _tracked(inputs) and not _is_constant(ufunc):
             raise no_op_error(f"np.{ufunc.__name__}" +
                               ("" if method == "__call__" else f".{method}"))
+        if not STATE.quiet and STATE.thread.trace is not None:  # a step of tg.compile's plan
+            return STATE.thread.trace.numpy(getattr(ufunc, method), inputs, kwargs)
         return getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs))
 
     def __array_function__(self, func: Callable, types: Any, args: Any, kwargs: Any):
@@ -69,6 +73,8 @@ class NumpyProtocol:
         if op is not None:
             return op(*args, **kwargs)
         if func in CONSTANT_FUNCTIONS or not (_tracked(args) or _tracked(kwargs.values())):
+            if not STATE.quiet and STATE.thread.trace is not None:  # tg.compile's plan
+                return STATE.thread.trace.numpy(func, args, kwargs)
             return func(*_unwrap(args), **_unwrap(kwargs))
         raise no_op_error(_numpy_name(func))
 

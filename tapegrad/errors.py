@@ -74,3 +74,13 @@ class GraphError(TapegradError, RuntimeError):
 
 class ShapeError(TapegradError, ValueError):
     """A value of the wrong shape was handed to the engine (a backward seed, say)."""
+
+
+class CompileError(TapegradError):
+    """``tg.compile`` cannot build a plan that stays right on later calls: a traced
+    value reached Python (``bool``, ``float``, ``.data``...), an op is not compilable, a
+    result's shape depends on values. The message names the user's line."""
+
+
+class CompileWarning(UserWarning):
+    """A compiled function keeps tracing again (its arguments' signature keeps changing)."""

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import tree
 from .backward import check_finite, conj, strict_vjp
+from .compiler import tracer
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError, TapegradValueError
 from .lazy import foreign
@@ -107,7 +108,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     for o in outs:
         t = tmap.get(_key(o._node)) if isinstance(o, Tensor) else None
         if t is None:
-            t = np.zeros_like(o.data if isinstance(o, Tensor) else o, dtype=float)
+            t = np.zeros_like(o._data if isinstance(o, Tensor) else o, dtype=float)
         touts.append(finish(t, nested))
     values = [finish(o, nested) for o in outs]
     return tree.unflatten(out_def, values), tree.unflatten(out_def, touts)
@@ -118,7 +119,9 @@ def _saved(e: Record, nested: bool) -> tuple[tuple, Any]:
     inputs = e.saved if e.saved is not None else [None] * len(e.parents)
     if not nested:
         return inputs, e.out
-    inputs = tuple(x if n is None or not hasattr(x, "dtype") else wire(x, n)
+    traced = tracer() is not None  # tg.compile: constants are wired too
+    inputs = tuple(wire(x, n) if (n is not None or traced and type(x) is np.ndarray)
+                   and hasattr(x, "dtype") else x
                    for x, n in zip(inputs, e.parents, strict=True))
     if type(e.out) is tuple:
         return inputs, tuple(wire(o, Part(e, k)) for k, o in enumerate(e.out))

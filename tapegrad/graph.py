@@ -75,6 +75,8 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
                    else forward(*arrays, **params) if params else forward(*arrays))
         except Exception as exc:
             raise forward_failed(info, exc, arrays, params) from exc
+        if not STATE.quiet and STATE.thread.trace is not None:  # tg.compile is tracing
+            return STATE.thread.trace.call(info, arrays, parents, params, out, tracked)
         if not tracked:
             return untracked(info, out)
         return record(info, parents, arrays, out, params)

@@ -78,6 +78,9 @@ class OpDef:
         save_inputs: the one memory hint: ``False`` when the vjp reads no input,
             ``"shape"`` when it reads only their shapes and dtypes. Inputs not needed are
             neither kept alive nor protected.
+        compilable: ``False`` for an op ``tg.compile`` must not replay (it draws random
+            numbers, reads a clock, has side effects): compiling a function calling it
+            raises ``tg.CompileError`` naming the op.
     """
 
     name: str
@@ -100,6 +103,7 @@ class OpDef:
     samples: Callable[[np.random.Generator], Iterable[Sample]] | None = None
     doc: str = ""
     save_inputs: bool | str = True
+    compilable: bool = True
 
 
 @dataclass(eq=False)

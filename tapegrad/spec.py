@@ -715,7 +715,7 @@ def _tangent_rule(fn: Callable[[dict], Any], args: list[str], params: dict[str, 
         r = fn(env)
         if r is ZERO:
             return None  # a zero tangent, as the engine's jvp contract has it
-        data = out.data if isinstance(out, Tensor) else out if foreign(out) else np.asarray(out)
+        data = out._data if isinstance(out, Tensor) else out if foreign(out) else np.asarray(out)
         if getattr(r, "shape", None) != data.shape:
             r = r + (np.zeros(data.shape, dtype=data.dtype) if isinstance(data, np.ndarray)
                      else np.zeros_like(data))  # Dask: lazy zeros, not a full array

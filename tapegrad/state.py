@@ -1,11 +1,14 @@
 """The recording state: every mode switch of the engine lives in :data:`STATE`.
 
-Per thread: whether grad mode is on, the open ``tg.Tape`` objects, and how deep a
+Per thread: whether grad mode is on, the open ``tg.Tape`` objects, how deep a
 ``create_graph`` vjp is running (inside one, converting a tracked Tensor to NumPy is an
-error: it would drop a gradient). Per process: how many anomaly blocks are open, and
-how many mode blocks of any kind (``no_grad``, ``enable_grad``, ``Tape``,
-``detect_anomaly``) are open in any thread. While that count is zero, every thread
-records plainly and the op callers skip the thread-local reads.
+error: it would drop a gradient), and ``trace``: the tracer of ``tg.compile`` while it
+runs a function to build a plan (it sees every op call, tracked or not, and every place
+a value could leave for Python; it is consulted only while a mode block is open). Per
+process: how many anomaly blocks are open, and how many mode blocks of any kind
+(``no_grad``, ``enable_grad``, ``Tape``, ``detect_anomaly``) are open in any thread.
+While that count is zero, every thread records plainly and the op callers skip the
+thread-local reads.
 
 Owner: this module. The context managers in ``tape.py`` and ``anomaly.py`` change it
 through :meth:`RecordingState.enter` and :meth:`RecordingState.leave` only.
@@ -22,6 +25,7 @@ class _PerThread(threading.local):
         self.grad_enabled = True
         self.tapes: list[Any] = []
         self.strict = 0
+        self.trace: Any = None  # tg.compile's tracer while it traces (see compiler.py)
 
 
 class RecordingState:

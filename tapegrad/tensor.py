@@ -13,6 +13,7 @@ recorded op. The data of a recorded result leaves the tensor read-only (``.data`
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from .dispatch import NumpyProtocol
 from .entry import Leaf, Node, Watched
 from .errors import GraphError, TapegradTypeError
 from .lazy import foreign
+from .state import STATE
 
 _new = object.__new__
 ndarray = np.ndarray
@@ -46,6 +48,8 @@ class Tensor(NumpyProtocol):
                  name: str | None = None) -> None:
         self._data = _to_data(data, dtype)
         self._node = None
+        if not STATE.quiet and STATE.thread.trace is not None:  # tg.compile is tracing
+            STATE.thread.trace.made(self, data)
         if requires_grad:
             self.requires_grad = True
         if name is not None:
@@ -55,6 +59,8 @@ class Tensor(NumpyProtocol):
     @property
     def data(self) -> Any:
         """The array (never a copy); read-only for the result of a recorded op."""
+        if not STATE.quiet:
+            _leaving(self, ".data")
         return _exit(self)
 
     @data.setter
@@ -75,6 +81,8 @@ class Tensor(NumpyProtocol):
 
     def numpy(self) -> Any:
         """The underlying array (not a copy; read-only for a recorded result)."""
+        if not STATE.quiet:
+            _leaving(self, ".numpy()")
         return _exit(self)
 
     def detach(self) -> Tensor:
@@ -83,9 +91,13 @@ class Tensor(NumpyProtocol):
 
     def item(self) -> Any:
         """The single element as a Python number."""
+        if not STATE.quiet:
+            _leaving(self, ".item()")
         return _concrete(self._data).item()
 
     def tolist(self) -> Any:
+        if not STATE.quiet:
+            _leaving(self, ".tolist()")
         return _concrete(self._data).tolist()
 
     # ------------------------------------------------------------ gradient tracking
@@ -124,6 +136,8 @@ class Tensor(NumpyProtocol):
         ``create_graph``, which records the backward pass itself so that the
         resulting ``.grad`` can be differentiated again).
         """
+        if not STATE.quiet:
+            _leaving(self, ".backward()")
         if self._node is None:
             raise GraphError(
                 "backward() on a tensor that does not require grad: no input of the "
@@ -165,6 +179,8 @@ class Tensor(NumpyProtocol):
         recorded); any other tensor gets Python's fallback: a new tensor is bound.
         """
         node = self._node
+        if not STATE.quiet:
+            _leaving(self, f"an in-place {ufunc.__name__}")
         if type(node) is not Leaf:
             return NotImplemented
         if _backward.STATE.thread.grad_enabled:
@@ -211,18 +227,28 @@ class Tensor(NumpyProtocol):
         return len(self._data)
 
     def __bool__(self) -> bool:
+        if not STATE.quiet:
+            _leaving(self, "bool()")
         return bool(self._data)
 
     def __float__(self) -> float:
+        if not STATE.quiet:
+            _leaving(self, "float()")
         return float(self._data)
 
     def __int__(self) -> int:
+        if not STATE.quiet:
+            _leaving(self, "int()")
         return int(self._data)
 
     def __complex__(self) -> complex:
+        if not STATE.quiet:
+            _leaving(self, "complex()")
         return complex(self._data)
 
     def __index__(self) -> int:
+        if not STATE.quiet:
+            _leaving(self, "an index (__index__)")
         return self._data.__index__()
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -230,24 +256,37 @@ class Tensor(NumpyProtocol):
             "Tensors are immutable: build a new tensor with ops (tg.ops.where, "
             "concatenate, ...), or write into .data of a leaf when no graph uses it")
 
-    # Comparisons are not differentiable: they return plain bool arrays.
+    # Comparisons are not differentiable: they return plain bool arrays (while
+    # tg.compile traces, steps of its plan: see _compare).
     def __lt__(self, other: Any) -> Any:
-        return self._data < _plain(other)
+        if STATE.quiet:
+            return self._data < _plain(other)
+        return _compare(np.less, operator.lt, self, other)
 
     def __le__(self, other: Any) -> Any:
-        return self._data <= _plain(other)
+        if STATE.quiet:
+            return self._data <= _plain(other)
+        return _compare(np.less_equal, operator.le, self, other)
 
     def __gt__(self, other: Any) -> Any:
-        return self._data > _plain(other)
+        if STATE.quiet:
+            return self._data > _plain(other)
+        return _compare(np.greater, operator.gt, self, other)
 
     def __ge__(self, other: Any) -> Any:
-        return self._data >= _plain(other)
+        if STATE.quiet:
+            return self._data >= _plain(other)
+        return _compare(np.greater_equal, operator.ge, self, other)
 
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
-        return self._data == _plain(other)
+        if STATE.quiet:
+            return self._data == _plain(other)
+        return _compare(np.equal, operator.eq, self, other)
 
     def __ne__(self, other: Any) -> Any:  # type: ignore[override]
-        return self._data != _plain(other)
+        if STATE.quiet:
+            return self._data != _plain(other)
+        return _compare(np.not_equal, operator.ne, self, other)
 
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
 
@@ -306,6 +345,21 @@ def _concrete(d: Any) -> Any:
 
 def _plain(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
+
+
+def _compare(ufunc: np.ufunc, op: Callable[[Any, Any], Any], t: Tensor, other: Any) -> Any:
+    """``op(t, other)`` on the data; while tg.compile traces, the tracer's plan step."""
+    if not STATE.quiet and STATE.thread.trace is not None:
+        return STATE.thread.trace.numpy(ufunc, (t, other), {})
+    return op(t._data, _plain(other))
+
+
+def _leaving(t: Tensor, what: str) -> None:
+    """``t``'s value is about to leave for Python: while tg.compile traces, the tracer
+    refuses it when the value can change between calls (it raises CompileError)."""
+    trace = STATE.thread.trace
+    if trace is not None:
+        trace.escape(t, what)
 
 
 def _to_data(data: Any, dtype: Any) -> Any:

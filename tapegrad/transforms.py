@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
+from .compiler import tracer
 from .entry import Leaf, Part
 from .errors import ShapeError, TapegradIndexError, TapegradTypeError, TapegradValueError
 from .lazy import foreign
@@ -111,6 +112,9 @@ def new_leaf(data: np.ndarray) -> Tensor:
     t._node = Leaf(t)
     for made in _scopes.stack:
         made.add(t._node)
+    trace = tracer()
+    if trace is not None:  # tg.compile: a leaf of ours, not the user's
+        trace.made(t, None)
     return t
 
 
@@ -128,6 +132,13 @@ def make_source(x: Any, nested: bool, what: str = "argument") -> Tensor:
     """
     if nested and _is_tracked(x):
         return _identity(x)
+    trace = tracer()
+    if trace is not None and isinstance(x, Tensor):
+        # tg.compile is tracing: the copy must be a step of its plan, not a constant
+        src = _identity(x if x.dtype.kind in "fc" else x.astype(np.float64))
+        trace.made(src, None)
+        src._node = Leaf(src)
+        return src
     data = float_array(x, what)
     return new_leaf(data.copy() if foreign(data) else np.array(data, copy=True))
 
@@ -257,7 +268,7 @@ def _argnums(argnums: int | Sequence[int]) -> tuple[bool, tuple[int, ...]]:
 
 
 def _zeros_for(src: Tensor, nested: bool) -> Any:
-    z = np.zeros_like(src.data)
+    z = np.zeros_like(src._data)
     return _make(z, None) if nested else z
 
 
@@ -270,7 +281,7 @@ def _gradients(tape: Tape, out: Any, sources: list[Tensor], nested: bool,
         # f returned an argument itself (the identity), which the tape never saw: its
         # gradient is the seed, a constant (so tg.grad(tg.grad(lambda x: x)) is 0).
         if seed is None:
-            seed = np.ones_like(out.data)
+            seed = np.ones_like(out._data)
         own = seed if isinstance(seed, Tensor) else finish(np.array(seed, copy=True),
                                                              nested)
         return [own if s is out else _zeros_for(s, nested) for s in sources]
@@ -284,9 +295,9 @@ def _check_scalar(out: Any, name: str) -> None:
                                                             int, float)):
         raise TapegradTypeError(f"{name}: f must return a Tensor (or a number), got "
                                 f"{type(out).__name__}")
-    size = math.prod(np.shape(out.data if isinstance(out, Tensor) else out))  # never computes
+    size = math.prod(np.shape(out._data if isinstance(out, Tensor) else out))  # never computes
     if size != 1:
-        shape = np.shape(out.data if isinstance(out, Tensor) else out)
+        shape = np.shape(out._data if isinstance(out, Tensor) else out)
         raise ShapeError(
             f"{name}: f must return a single element (a scalar), got shape {shape}; "
             "use tg.jacobian or tg.vjp for functions with several outputs"
@@ -295,7 +306,7 @@ def _check_scalar(out: Any, name: str) -> None:
 
 def _out_meta(o: Any) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and cotangent dtype of an output leaf."""
-    data = o.data if isinstance(o, Tensor) else o if foreign(o) else np.asarray(o)
+    data = o._data if isinstance(o, Tensor) else o if foreign(o) else np.asarray(o)
     return data.shape, data.dtype if data.dtype.kind in "fc" else np.dtype(np.float64)
 
 
@@ -436,7 +447,7 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callabl
 
 def _jacobian_rows(tr: Traced, o: Any) -> list[Any]:
     """The Jacobian of output ``o`` with respect to each source, one replay per element."""
-    o_data = o.data if isinstance(o, Tensor) else np.asarray(o)
+    o_data = o._data if isinstance(o, Tensor) else np.asarray(o)
     dtype = o_data.dtype if o_data.dtype.kind in "fc" else np.float64
     rows: list[list[Any]] = [[] for _ in tr.sources]
     for k in range(o_data.size):

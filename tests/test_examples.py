@@ -49,7 +49,7 @@ def has(module):
 
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
-    assert len(scripts) == 12
+    assert len(scripts) == 13
     source = Path(__file__).read_text()
     for s in scripts:
         assert f'"{s}"' in source, f"{s} has no test"
@@ -151,6 +151,17 @@ def test_11_second_order(tmp_path):
     norms = [float(v) for v in re.findall(r"iter \d  f = [\d.]+  \|grad\| = ([\d.e+-]+)", out)]
     assert norms[0] > 0.1 and norms[-1] < 1e-10 and len(norms) <= 8
     assert number(r"largest difference\s*: ([\d.e+-]+)", out) < 1e-10
+
+
+def test_12_compiled(tmp_path):
+    out = run_example("12_compiled.py", tmp_path)
+    assert "def compiled_neuron(x, w, b):" in out and "tanh(" in out
+    assert "def compiled_mlp_loss(params_W1, params_b1, params_W2, params_b2, X, y):" in out
+    assert re.search(r"= X @ params_W1$", out, re.M)
+    assert number(r"do/db = ([\d.]+)", out) == pytest.approx(0.5, abs=1e-4)
+    assert number(r"largest difference between the final weights: ([\d.e+-]+)", out) < 1e-5
+    assert number(r"compiled step +([\d.]+) us", out) > 0
+    assert number(r"compiled +step .* held-out accuracy ([\d.]+)%", out) >= 80.0
 
 
 def test_13_dask_logistic(tmp_path):

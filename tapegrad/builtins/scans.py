@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tapegrad.compiler import tracer
 from tapegrad.hookspecs import hookimpl
 from tapegrad.opdef import OpDef
 from tapegrad.registry import lift
@@ -30,14 +31,18 @@ scatter_add = lift("scatter_add")
 
 
 def _plain(x):
-    """The values of ``x``, for computing masks and indices (constants of the rules)."""
-    return x.data if isinstance(x, Tensor) else x
+    """The values of ``x``, for computing masks and indices (constants of the rules).
+    While tg.compile traces, a detached Tensor: the masks become steps of its plan."""
+    if isinstance(x, Tensor):
+        return x.detach() if tracer() is not None else x.data
+    return x
 
 
 def _constant_like(v, x):
     """A constant param (weights, prepend) in ``x``'s floating dtype: like a Python
     scalar, a constant does not decide the precision (float32 inputs stay float32)."""
-    v, dtype = np.asarray(_plain(v)), np.asarray(x).dtype
+    v = np.asarray(_plain(v))
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
     return v.astype(dtype) if dtype.kind in "fc" and v.dtype.kind in "biuf" else v
 
 
@@ -241,7 +246,7 @@ def ptp_jvp(ts, out, x, axis=None, keepdims=False):
 def median_weights(x, axis=None):
     """Weight of each element in its slice's median: 1 on the middle element of an odd
     count, 1/2 on each of the two middle ones of an even count (stable order on ties)."""
-    flat, undo = _moved_last(np.asarray(_plain(x)), axis)
+    flat, undo = _moved_last(_plain(x), axis)
     n = flat.shape[-1]
     rank = np.argsort(np.argsort(flat, axis=-1, kind="stable"), axis=-1, kind="stable")
     return _restore(0.5 * (rank == (n - 1) // 2) + 0.5 * (rank == n // 2), undo)
@@ -450,8 +455,50 @@ def gradient_jvp(ts, out, f, **params):
 
 
 def _plain_result(op, self, *args, **kwargs):
-    """Index methods return plain integer ndarrays, as ndarray's do."""
-    return op(self, *args, **kwargs).data
+    """Index methods return plain integer ndarrays, as ndarray's do (while tg.compile
+    traces, the Tensor: a step of its plan that later steps can use)."""
+    res = op(self, *args, **kwargs)
+    return res if tracer() is not None else res.data
+
+
+# ------------------------------------------------------------------ logic (no gradient)
+# Masks combine with & | ^ ~ and .any() / .all() as bool ndarrays do (inside tg.compile,
+# comparisons of traced tensors are bool Tensors). Plain functions, not ufuncs, so that
+# np.bitwise_and & co. called on Tensors keep NumPy's plain results.
+
+
+def bitwise_and(a, b):
+    return np.bitwise_and(a, b)
+
+
+def bitwise_or(a, b):
+    return np.bitwise_or(a, b)
+
+
+def bitwise_xor(a, b):
+    return np.bitwise_xor(a, b)
+
+
+def invert(x):
+    return np.invert(x)
+
+
+def _logic_ops():
+    both = (0, 1)  # (never differentiable: not checked as binary ops with a gradient)
+    return [
+        OpDef("bitwise_and", bitwise_and, None, nondiff=both, operators=("__and__", "__rand__"),
+              doc="a & b for bool or integer tensors (no gradient)"),
+        OpDef("bitwise_or", bitwise_or, None, nondiff=both, operators=("__or__", "__ror__"),
+              doc="a | b for bool or integer tensors (no gradient)"),
+        OpDef("bitwise_xor", bitwise_xor, None, nondiff=both, operators=("__xor__", "__rxor__"),
+              doc="a ^ b for bool or integer tensors (no gradient)"),
+        OpDef("invert", invert, None, operators=("__invert__",),
+              doc="~x for bool or integer tensors (no gradient)"),
+        OpDef("any", np.any, None, params={"axis": None, "keepdims": False}, method=True,
+              doc="whether any element along axis is true (no gradient)"),
+        OpDef("all", np.all, None, params={"axis": None, "keepdims": False}, method=True,
+              doc="whether every element along axis is true (no gradient)"),
+    ]
 
 
 def argsort(x, axis=-1, kind=None, stable=None):
@@ -648,4 +695,5 @@ def tapegrad_ops():
               method=_plain_result, doc="index of the minimum along axis (no gradient)"),
         OpDef("argsort", argsort, None, params={"axis": -1, "kind": None, "stable": None},
               method=_plain_result, lazy=False, doc="indices that sort x along axis (no gradient)"),
+        *_logic_ops(),
     ]

@@ -38,7 +38,7 @@ def _plain_index(index):
     """Indices may hold Tensors (labels); forward rules see arrays only."""
     if isinstance(index, tuple):
         return tuple(_plain_index(i) for i in index)
-    data = getattr(index, "data", None)
+    data = getattr(index, "_data", None)  # a Tensor's array (read by the op, not the user)
     return data if isinstance(data, np.ndarray) and not isinstance(index, np.ndarray) else index
 
 
@@ -156,11 +156,11 @@ def clip(x, a_min=None, a_max=None):
 
 
 def clip_grad(g, out, x, a_min=None, a_max=None):
-    # Not in place: the mask is a Dask array when x is one.
-    inside = True if a_min is None else x >= a_min
-    if a_max is not None:
-        inside = inside & (x <= a_max)
-    return g * inside
+    if a_min is not None and a_max is not None:
+        return g * ((x >= a_min) & (x <= a_max))
+    if a_min is not None:
+        return g * (x >= a_min)
+    return g * (x <= a_max) if a_max is not None else g
 
 
 def _reshape_samples(rng):

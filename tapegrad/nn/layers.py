@@ -142,8 +142,8 @@ class LeakyReLU(Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: Any) -> Tensor:
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
-        return ops.where(data > 0, x, x * self.negative_slope)
+        mask = (x if isinstance(x, Tensor) else np.asarray(x)) > 0  # (a step in tg.compile)
+        return ops.where(mask, x, x * self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"

@@ -57,6 +57,8 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of ``logits`` (shape ``(..., C)``) against integer class
     ids ``labels`` (shape ``(...)``): ``logsumexp(logits) - logits[label]``."""
     if isinstance(labels, Tensor):
+        if labels.dtype.kind in "iu":  # class ids as they are (inside tg.compile: traced)
+            return ops.cross_entropy(logits, labels, reduction=reduction)
         labels = labels.data
     labels = np.asarray(labels)
     if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
