@@ -389,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         rep.table(f"the same with the garbage collector off in the timed region "
                   f"(median of {repeats})",
                   ["implementation", "fwd us/op", "bwd us/op", "total us/op", "total ms"],
-                  [[n, r["fwd"] * us, r["bwd"] * us, r["total"] * us, r["total"] * 1e3]
+                  [[n, r["fwd"] * us if "fwd" in r else None,
+                    r["bwd"] * us if "bwd" in r else None, r["total"] * us, r["total"] * 1e3]
                    for n, r in other.items()])
     print()
     gc_label = "gc off" if args.no_gc else "gc on"
