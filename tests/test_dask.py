@@ -329,6 +329,9 @@ def _run_op(info, inputs, params, to_dask):
 
 def _lazy_check(info, chunks):
     inputs, params = op_samples(info, np.random.default_rng(0))[0]
+    seq = list(inputs[0]) if info.variadic else list(inputs)
+    if not any(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in seq):
+        pytest.skip("no floating input to make lazy (a logic op on masks)")
     ref_outs, ref_grads = _run_op(info, inputs, params, lambda a: a)
     with no_compute(), warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)   # Dask's "not implemented" fallback

@@ -483,20 +483,30 @@ def invert(x):
     return np.invert(x)
 
 
+def _bool_samples(rng, n=2):
+    return [(tuple(rng.uniform(size=(3, 4)) > 0.5 for _ in range(n)), {})]
+
+
 def _logic_ops():
     both = (0, 1)  # (never differentiable: not checked as binary ops with a gradient)
+    one = lambda rng: _bool_samples(rng, 1)  # noqa: E731
     return [
-        OpDef("bitwise_and", bitwise_and, None, nondiff=both, operators=("__and__", "__rand__"),
+        OpDef("bitwise_and", bitwise_and, None, nondiff=both, samples=_bool_samples,
+              operators=("__and__", "__rand__"),
               doc="a & b for bool or integer tensors (no gradient)"),
-        OpDef("bitwise_or", bitwise_or, None, nondiff=both, operators=("__or__", "__ror__"),
+        OpDef("bitwise_or", bitwise_or, None, nondiff=both, samples=_bool_samples,
+              operators=("__or__", "__ror__"),
               doc="a | b for bool or integer tensors (no gradient)"),
-        OpDef("bitwise_xor", bitwise_xor, None, nondiff=both, operators=("__xor__", "__rxor__"),
+        OpDef("bitwise_xor", bitwise_xor, None, nondiff=both, samples=_bool_samples,
+              operators=("__xor__", "__rxor__"),
               doc="a ^ b for bool or integer tensors (no gradient)"),
-        OpDef("invert", invert, None, operators=("__invert__",),
+        OpDef("invert", invert, None, operators=("__invert__",), samples=one,
               doc="~x for bool or integer tensors (no gradient)"),
         OpDef("any", np.any, None, params={"axis": None, "keepdims": False}, method=True,
+              samples=one,
               doc="whether any element along axis is true (no gradient)"),
         OpDef("all", np.all, None, params={"axis": None, "keepdims": False}, method=True,
+              samples=one,
               doc="whether every element along axis is true (no gradient)"),
     ]
 
