@@ -1,14 +1,10 @@
 """The op registry: plugins in, a plain dict of ops out.
 
-pluggy runs here, when plugins are registered, and never when an op is called. The
-built-in op packs are registered first as default plugins through the same hooks a
-third party uses; then installed distributions with an entry point in the group
-``tapegrad``; then whatever ``tg.register_plugin`` adds at run time. Each change
-rebuilds the table: ``tg.ops``, ``Tensor`` methods and operators, and the NumPy
-dispatch tables.
-
-Setting ``TAPEGRAD_DISABLE_PLUGINS=name1,name2`` blocks plugins by name (a name that
-matches no built-in or installed plugin is warned about, with close matches).
+pluggy runs here, when plugins are registered, and never when an op is called. Which
+plugins are registered and what each contributes is ``plugins.py``'s job (built-in op
+packs, installed distributions, ``TAPEGRAD_DISABLE_PLUGINS``); this module adds what
+``tg.register_plugin`` brings at run time, and on each change rebuilds the table:
+``tg.ops``, ``Tensor`` methods and operators, and the NumPy dispatch tables.
 
 A plugin that misbehaves (a hook that raises, returns something other than a list of
 ``OpDef`` / paths, an op with an invalid name) is skipped with a warning naming it and
@@ -22,41 +18,21 @@ from __future__ import annotations
 
 import difflib
 import functools
-import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable
-from importlib import import_module
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pluggy
 
-from . import dispatch, entrypoints, hookspecs
+from . import dispatch, hookspecs, plugins
 from .errors import PluginError, UnknownOpError
 from .formula import short
 from .graph import make_caller
 from .opdef import OpDef, OpInfo, resolve_arity
 from .tensor import CORE_ATTRIBUTES, Tensor
-
-ENTRY_POINT_GROUP = "tapegrad"
-DISABLE_ENV = "TAPEGRAD_DISABLE_PLUGINS"
-
-#: Built-in plugins, registered in this order before any installed one.
-DEFAULT_PLUGINS = (
-    "tapegrad.builtins.arithmetic",
-    "tapegrad.builtins.reductions",
-    "tapegrad.builtins.shaping",
-    "tapegrad.builtins.elementwise",
-    "tapegrad.builtins.scans",
-    "tapegrad.builtins.assembly",
-    "tapegrad.builtins.products",
-    "tapegrad.builtins.linalg",
-    "tapegrad.builtins.fft",
-    "tapegrad.builtins.nn_ops",
-    "tapegrad.builtins.specs",
-)
 
 # Python's reflected binary operators: bound with their operands swapped.
 _REFLECTED = {
@@ -103,49 +79,13 @@ class Registry:
 
     # ------------------------------------------------------------------ loading
     def load_defaults(self) -> None:
+        """Register the built-in and installed plugins (``plugins.py``), then build."""
         with self.lock:
-            disabled = [n for n in os.environ.get(DISABLE_ENV, "").replace(" ", "").split(",")
-                        if n]
-            for name in disabled:
-                self.pm.set_blocked(name)
-            for modname in DEFAULT_PLUGINS:
-                if not self.pm.is_blocked(modname):
-                    self.pm.register(import_module(modname), name=modname)
-            installed = self._load_entry_points()
-            self._check_disabled(disabled, [*DEFAULT_PLUGINS, *installed])
+            plugins.load_defaults(self.pm, self.distributions)
             self.rebuild(strict=False)
 
-    @staticmethod
-    def _check_disabled(disabled: list[str], known: list[str]) -> None:
-        for name in disabled:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                warnings.warn(
-                    f"tapegrad: {DISABLE_ENV} names {name!r}, which is no built-in or "
-                    f"installed plugin{hint} (`tapegrad plugins` lists them)", stacklevel=3)
-
-    def _load_entry_points(self) -> list[str]:
-        """Register the installed plugins; return the names of every entry point found."""
-        eps = entrypoints.entry_points(ENTRY_POINT_GROUP)
-        for ep in eps:
-            if self.pm.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
-                continue
-            try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
-                self.pm.check_pending()
-            except Exception as exc:  # a broken plugin must not break `import tapegrad`
-                if self.pm.has_plugin(ep.name):
-                    self.pm.unregister(name=ep.name)
-                warnings.warn(
-                    f"tapegrad: plugin {ep.name!r} ({ep.value}) could not be loaded and "
-                    f"is skipped: {_describe(exc)}", stacklevel=2,
-                )
-                continue
-            if ep.dist:
-                self.distributions[ep.name] = (ep.dist, ep.version)
-        return [ep.name for ep in eps]
+    def contributions(self) -> list[tuple[str, list[OpDef], list[Path], str | None]]:
+        return plugins.contributions(self.pm)
 
     def register(self, plugin: Any, name: str | None = None) -> str:
         """Register ``plugin`` and rebuild; on any problem leave the registry as it was."""
@@ -159,11 +99,11 @@ class Registry:
         except pluggy.PluginValidationError as exc:
             if plugin not in before and self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)  # pluggy leaves it half-registered
-            raise PluginError(_describe(exc)) from exc
+            raise PluginError(plugins.describe(exc)) from exc
         except ValueError as exc:
             raise PluginError(f"cannot register plugin: {exc}") from exc
         if name is None:
-            raise PluginError(f"plugin {plugin!r} is blocked (see {DISABLE_ENV})")
+            raise PluginError(f"plugin {plugin!r} is blocked (see {plugins.DISABLE_ENV})")
         table = self.ops
         try:
             self.pm.check_pending()
@@ -173,7 +113,7 @@ class Registry:
             if self.ops is not table:  # published already (it raised after): undo
                 self.rebuild(strict=False)
             if isinstance(exc, pluggy.PluginValidationError):
-                raise PluginError(_describe(exc)) from exc
+                raise PluginError(plugins.describe(exc)) from exc
             raise
         return name
 
@@ -200,40 +140,6 @@ class Registry:
                 raise
 
     # ------------------------------------------------------------------ building
-    def contributions(self) -> list[tuple[str, list[OpDef], list[Path], str | None]]:
-        """Per plugin, in registration order: its Python ops, its spec files, and what is
-        wrong with it (``None`` when its hooks behaved)."""
-        op_impls = {i.plugin_name: i for i in self.pm.hook.tapegrad_ops.get_hookimpls()}
-        spec_impls = {i.plugin_name: i for i in self.pm.hook.tapegrad_spec_files.get_hookimpls()}
-        found = []
-        for name, plugin in self.pm.list_name_plugin():
-            if plugin is None:  # blocked
-                continue
-            ops: list[OpDef] = []
-            specs: list[Path] = []
-            try:
-                if name in op_impls:
-                    for op in _call_hook(op_impls[name], name):
-                        if not isinstance(op, OpDef):
-                            raise PluginError(
-                                f"plugin {name!r}: tapegrad_ops returned {short(op)} "
-                                f"({type(op).__name__}), expected tapegrad.OpDef instances"
-                            )
-                        ops.append(op)
-                if name in spec_impls:
-                    for p in _call_hook(spec_impls[name], name):
-                        if not isinstance(p, (str, os.PathLike)):
-                            raise PluginError(
-                                f"plugin {name!r}: tapegrad_spec_files returned {short(p)} "
-                                f"({type(p).__name__}), expected paths of YAML files"
-                            )
-                        specs.append(Path(p))
-            except PluginError as exc:
-                found.append((name, [], [], str(exc)))
-                continue
-            found.append((name, ops, specs, None))
-        return found
-
     def rebuild(self, strict: bool) -> None:
         """Rebuild the op table from the registered plugins, and publish it.
 
@@ -261,7 +167,7 @@ class Registry:
                     try:
                         infos = [self._info(op, plugin, plugin) for op in ops]
                     except Exception as exc:
-                        wrong = _describe(exc) if not isinstance(exc, PluginError) \
+                        wrong = plugins.describe(exc) if not isinstance(exc, PluginError) \
                             else str(exc)
                 if wrong is not None:
                     if plugin not in wrong:
@@ -327,7 +233,7 @@ class Registry:
             problems.append(
                 f"op {info.name!r} is defined twice: by {first.source} and by "
                 f"{info.source}; keeping the one from {first.source}. Rename one of them, "
-                f"or block a plugin with {DISABLE_ENV}"
+                f"or block a plugin with {plugins.DISABLE_ENV}"
             )
             return
         table[info.name] = info
@@ -400,46 +306,6 @@ def _publish(target: dict[Any, Any], new: dict[Any, Any]) -> None:
     target.update(new)
     for key in [k for k in target if k not in new]:
         target.pop(key, None)
-
-
-def _call_hook(impl: Any, plugin: str) -> list[Any]:
-    """The hook's result as a list; ``PluginError`` naming the plugin if it raises
-    (also partway through a generator) or returns something that is not a list."""
-    hook = impl.function.__name__
-
-    def raised(exc: Exception) -> PluginError:
-        return PluginError(f"plugin {plugin!r}: hook {hook} raised {type(exc).__name__}: "
-                           f"{exc}")
-
-    try:
-        result = impl.function()
-    except Exception as exc:
-        raise raised(exc) from exc
-    if result is None:
-        return []
-    if isinstance(result, (str, bytes, OpDef, os.PathLike)):
-        return [result]
-    if not isinstance(result, Iterable):
-        raise PluginError(f"plugin {plugin!r}: hook {hook} returned {short(result)} "
-                          f"({type(result).__name__}), expected a list")
-    try:
-        return list(result)
-    except Exception as exc:  # a generator that raises partway
-        raise raised(exc) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, pluggy.PluginValidationError):
-        text = str(exc)
-        known = [n for n in dir(hookspecs) if n.startswith("tapegrad_")]
-        for word in text.replace("'", " ").split():
-            if word.startswith("tapegrad") and word not in known:
-                close = difflib.get_close_matches(word, known, n=1)
-                if close:
-                    text += f" (did you mean {close[0]}?)"
-                break
-        return f"plugin {exc.plugin!r} has an invalid hook: {text}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _reflected(call: Callable[..., Any]) -> Callable[..., Any]:
