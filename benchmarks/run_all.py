@@ -88,9 +88,10 @@ RATIO = re.compile(r"^ratio (?P<what>.+?) = (?P<value>[0-9.]+)")
 
 
 def export(ref: str, dest: Path) -> None:
-    """Write ``ref``'s ``tapegrad`` and ``specs`` folders into ``dest``."""
+    """Write ``ref``'s ``tapegrad``, ``specs`` and ``benchmarks`` folders into ``dest``
+    (its own scripts measure it: the two sides may differ in the rows they have)."""
     archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", ref, "tapegrad",
-                              "specs"], check=True, capture_output=True).stdout
+                              "specs", "benchmarks"], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
@@ -100,7 +101,8 @@ def ratios(script: str, root: Path | None, extra: list[str]) -> dict[str, float]
     env.pop("TAPEGRAD_ROOT", None)
     if root is not None:
         env["TAPEGRAD_ROOT"] = str(root)
-    out = subprocess.run([sys.executable, str(HERE / f"{script}.py"), *extra], env=env,
+    folder = HERE if root is None else root / "benchmarks"
+    out = subprocess.run([sys.executable, str(folder / f"{script}.py"), *extra], env=env,
                          capture_output=True, text=True).stdout
     return {m["what"]: float(m["value"]) for m in map(RATIO.match, out.splitlines()) if m}
 
