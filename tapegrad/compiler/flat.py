@@ -1,0 +1,111 @@
+"""The flat loop: a plan run as a loop over its steps, reading and writing a list of
+registers. Cheap to build (no source, no ``compile``): what runs a plan's first calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import tree
+from .steps import _VALUE_DTYPED, Program, Var, _Guard, _map_vars, _resolve, _Stale
+
+ndarray = np.ndarray
+
+#: The flat loop frees arrays of at least ``FREE_BYTES`` after their last use (its first
+#: calls only: fewer statements; the generated code frees every value).
+FREE_BYTES = 4096
+
+
+def _flat(plan: Program) -> Callable[..., Any]:
+    """The plan as a loop over its steps, reading and writing a list of registers.
+
+    Cheap to build (no source, no ``compile``): what runs the first calls of a plan.
+    """
+    regs0, lives, prog, results = _assemble(plan)
+    n_args = len(plan.args)
+    out_def = plan.out_def
+    asarray = np.asarray
+
+    def run(*leaves: Any) -> Any:
+        r = regs0.copy()
+        r[:n_args] = leaves
+        for k, t, shape, dtype in lives:
+            d = t._data
+            if d.shape != shape or d.dtype != dtype:
+                raise _Stale
+            r[k] = d
+        for kind, fn, ins, kw, out, extra in prog:
+            if kind == 0:
+                r[out] = fn(*[r[i] for i in ins], **kw)
+            elif kind == 1:
+                variadic, wraps, checks, frees = extra
+                args = [[r[i] for i in ins]] if variadic else [r[i] for i in ins]
+                res = fn(*args, **(kw(r) if callable(kw) else kw))
+                for o, v, w in zip(out, res if len(out) > 1 else (res,), wraps, strict=True):
+                    r[o] = asarray(v) if w else v
+                if checks is not None and any(r[o].dtype != d for o, d in checks):
+                    raise _Guard
+                if frees is not None:
+                    for j in frees:
+                        r[j] = None
+            elif bool(r[ins]) is not kw:
+                raise _Guard
+        return tree.unflatten(out_def, [r[x] if is_reg else
+                                        (x.copy() if type(x) is ndarray else x)
+                                        for is_reg, x in results])
+
+    return run
+
+
+def _assemble(plan: Program) -> tuple[list, list, list, list]:
+    """The flat loop's program: the initial registers (constants in place), the live
+    tensors to read, one instruction per step, and where each output comes from.
+
+    An instruction is ``(kind, fn, ins, kw, out, extra)``: kind 0 a plain call with one
+    output, kind 1 any other call, kind 2 a guard (``bool(r[ins])`` must be ``kw``).
+    """
+    slots: dict[int, int] = {}
+    regs0: list[Any] = []
+
+    def new(v: Var | None = None) -> int:
+        regs0.append(None)
+        if v is not None:
+            slots[id(v)] = len(regs0) - 1
+        return len(regs0) - 1
+
+    def reg(x: Any) -> int:
+        if type(x) is Var:
+            return slots[id(_resolve(x))]
+        regs0.append(x)
+        return len(regs0) - 1
+
+    for v in plan.args:
+        new(v)
+    lives = [(new(v), v.tensor, v.shape, v.dtype) for v in plan.lives]
+    outputs = {id(_resolve(r)) for r in plan.out_refs if type(r) is Var}
+    prog: list[tuple] = []
+    for i, s in enumerate(plan.steps):
+        if s.guard is not None:
+            prog.append((2, bool, reg(s.args[0]), s.guard, None, None))
+            continue
+        ins = tuple(reg(a) for a in s.args)
+        outs = tuple(new(v) for v in s.outs)
+        frees = tuple(slots[id(v)] for v in dict.fromkeys(s.vars)
+                      if v.last == i and v.kind == "step" and v.nbytes >= FREE_BYTES
+                      and id(v) not in outputs) or None
+        checks = tuple((o, v.dtype) for o, v in zip(outs, s.outs, strict=True)) \
+            if s.name in _VALUE_DTYPED and s.op is not None else None
+        if (len(outs) == 1 and not s.variadic and not s.pvars and not s.outs[0].wrap
+                and frees is None and checks is None):
+            prog.append((0, s.fn, ins, s.params or {}, outs[0], None))
+        else:
+            params = s.params or {}
+            kw = (lambda r, p=params: _map_vars(p, lambda x: r[slots[id(x)]])) \
+                if s.pvars else params
+            wraps = tuple(v.wrap for v in s.outs)
+            prog.append((1, s.fn, ins, kw, outs, (s.variadic, wraps, checks, frees)))
+    results = [(True, slots[id(_resolve(r))]) if type(r) is Var else (False, r)
+               for r in plan.out_refs]
+    return regs0, lives, prog, results

@@ -1,0 +1,120 @@
+"""What a plan is made of: values (:class:`Var`), calls (:class:`Step`), the pruned
+:class:`Program` the runners read, helpers walking the values nested in a call's
+arguments, and the exceptions a running plan raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import tree
+from ..tensor import Tensor
+
+ndarray = np.ndarray
+
+# Ops whose result's dtype depends on values (real or complex eigenvalues): the plan
+# checks the dtype after the step, and runs f eagerly when it differs.
+_VALUE_DTYPED = frozenset({"eig", "eigvals"})
+
+
+class Var:
+    """A value the plan computes: an argument leaf, a step's output, or a live tensor."""
+
+    __slots__ = ("kind", "index", "step", "k", "shape", "dtype", "wrap", "tensor", "name",
+                 "alias", "last", "nbytes")
+
+    def __init__(self, kind: str, data: Any, step: Step | None = None, k: int = 0,
+                 wrap: bool = False, tensor: Tensor | None = None) -> None:
+        self.kind = kind  # "arg", "step" or "live"
+        self.step = step
+        self.k = k
+        self.shape = getattr(data, "shape", ())
+        self.dtype = getattr(data, "dtype", None)
+        self.nbytes = getattr(data, "nbytes", 0)
+        self.wrap = wrap  # the engine made an array of the forward's result (a scalar)
+        self.tensor = tensor  # a live tensor (read at every call)
+        self.name = ""
+        self.alias: Var | None = None  # an identity view of this other value
+        self.last = -1  # index of the last step that reads it
+        self.index = 0
+
+
+class Step:
+    """One call of the plan: ``outs = fn(*args, **params)``."""
+
+    __slots__ = ("fn", "name", "args", "params", "variadic", "outs", "op", "view", "guard",
+                 "vars", "pvars")
+
+    def __init__(self, fn: Callable[..., Any], name: str, args: list, params: dict,
+                 variadic: bool, op: Any = None, pvars: list | None = None) -> None:
+        self.fn = fn
+        self.name = name
+        self.args = args
+        self.params = params
+        self.variadic = variadic
+        self.outs: list[Var] = []
+        self.op = op
+        self.view = False
+        self.guard: bool | None = None  # a guard step: bool(args[0]) must be this
+        self.pvars = pvars if pvars is not None else _vars_in(params, [])  # Vars in params
+        self.vars = [a for a in args if type(a) is Var] + self.pvars  # every Var it reads
+
+
+def _vars_in(x: Any, out: list) -> list:
+    """The Vars in a (nested) argument or param value."""
+    if type(x) is Var:
+        out.append(x)
+    elif type(x) in (tuple, list):
+        for v in x:
+            _vars_in(v, out)
+    elif type(x) is dict:
+        for v in x.values():
+            _vars_in(v, out)
+    elif type(x) is slice:
+        _vars_in((x.start, x.stop, x.step), out)
+    return out
+
+
+def _map_vars(x: Any, fn: Callable[[Var], Any]) -> Any:
+    tx = type(x)
+    if tx is Var:
+        return fn(x)
+    if tx is tuple or tx is list:
+        return tx(_map_vars(v, fn) for v in x)
+    if tx is dict:
+        return {k: _map_vars(v, fn) for k, v in x.items()}
+    if tx is slice:
+        return slice(_map_vars(x.start, fn), _map_vars(x.stop, fn), _map_vars(x.step, fn))
+    return x
+
+
+def _resolve(x: Any) -> Any:
+    while type(x) is Var and x.alias is not None:
+        x = x.alias
+    return x
+
+
+class Program:
+    """A traced function, pruned: its steps, arguments, live tensors and outputs. What
+    the runners read (the flat loop, the generated code, its float version)."""
+
+    def __init__(self, name: str, steps: list[Step], args: list[Var], lives: list[Var],
+                 out_def: tree.TreeDef, out_refs: list, arg_names: list[str]) -> None:
+        self.name = name
+        self.steps = steps
+        self.n_steps = len(steps)
+        self.args = args
+        self.lives = lives
+        self.out_def = out_def
+        self.out_refs = out_refs
+        self.arg_names = arg_names
+
+
+class _Stale(Exception):
+    """A live tensor's shape or dtype changed since the trace: trace again."""
+
+
+class _Guard(Exception):
+    """A guard of the plan failed: this call runs ``f`` eagerly."""

@@ -1,0 +1,305 @@
+"""The tracer: what the engine hands every op call, NumPy call and escaping value to
+while ``tg.compile`` traces a function (``STATE.thread.trace``); it records them as the
+steps of a plan, and refuses what a plan could not follow."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..dispatch import _unwrap
+from ..entry import Leaf, Part, Record
+from ..errors import CompileError
+from ..graph import record, untracked
+from ..state import STATE
+from ..tensor import Tensor, _make
+from .steps import Step, Var, _vars_in
+
+ndarray = np.ndarray
+
+#: The tapegrad package's directory, and this one's (``tapegrad/compiler/``).
+_PKG = __file__.rsplit("/", 2)[0]
+_HERE = __file__.rsplit("/", 1)[0] + "/"
+
+_NOT_COMPILABLE: dict[str, str] = {}
+
+# NumPy functions without an op whose result depends on shapes only: evaluated at trace
+# time (constants of the plan).
+_SHAPE_ONLY = frozenset({
+    np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.result_type,
+    np.may_share_memory, np.shares_memory, np.iscomplexobj, np.isrealobj,
+    np.broadcast_shapes, np.can_cast, np.min_scalar_type, np.array2string, np.array_repr,
+    np.array_str,
+})
+# ... and those whose result's shape depends on values: refused.
+_VALUE_SHAPED = frozenset({
+    np.nonzero, np.flatnonzero, np.argwhere, np.bincount, np.unique, np.extract,
+    np.compress, np.trim_zeros,
+})
+# Ops that may return an identity view of their first input (an alias in the plan).
+_VIEW_OPS = frozenset({
+    "reshape", "ravel", "squeeze", "expand_dims", "transpose", "swapaxes", "moveaxis",
+    "astype", "getitem", "broadcast_to", "atleast_1d", "atleast_2d", "atleast_3d", "real",
+})
+
+
+def not_compilable(op_name: str, why: str = "") -> None:
+    """Declare that op ``op_name`` cannot be part of a compiled plan (it draws random
+    numbers, reads a clock, has side effects...): ``tg.compile`` then refuses a function
+    calling it, naming the op, ``why`` and the user's line."""
+    _NOT_COMPILABLE[op_name] = why
+
+
+def tracer() -> Tracer | None:
+    """The tracer of ``tg.compile`` while it traces a function in this thread, else None."""
+    return getattr(STATE.thread, "trace", None)
+
+
+def is_tracing() -> bool:
+    """Whether ``tg.compile`` is tracing a function in this thread now."""
+    return tracer() is not None
+
+
+#: Whether the engine consults ``STATE.thread.trace`` (its op callers, Tensor exits and
+#: NumPy protocols hand the tracer what it needs). Without it nothing can be traced.
+HOOKED = hasattr(STATE.thread, "trace")
+
+
+def _user_site() -> str:
+    """``file:line in function`` of the innermost frame outside the tapegrad package."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PKG):
+        f = f.f_back
+    if f is None:
+        return "<unknown>"
+    return f"{f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}"
+
+
+class Tracer:
+    """What ``tg.compile`` installs as ``STATE.thread.trace`` while ``f`` runs.
+
+    The engine calls :meth:`call` for every op call, :meth:`numpy` for NumPy functions
+    without an op (and comparisons) on Tensors, :meth:`escape` when a value is about to
+    leave for Python, and :meth:`made` when a Tensor is constructed. Values are known
+    by the identity of their arrays (``id``; every such array is kept alive here).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ids: dict[int, Var] = {}
+        self.keep: list[Any] = []
+        self.steps: list[Step] = []
+        self.mine: set[int] = set()  # ids of Tensors made while tracing
+        self.lives: dict[int, Var] = {}
+        self.args: list[Var] = []
+
+    # ------------------------------------------------------------------ values
+    def error(self, what: str, hint: str = "") -> CompileError:
+        hint = hint or ("Compute it with ops instead (tg.ops.where(cond, a, b) for a "
+                        "branch on values, comparisons and masks as arrays), or keep this "
+                        "function eager (don't tg.compile it)")
+        return CompileError(f"tg.compile({self.name}): {what} at {_user_site()}. The "
+                            f"compiled plan cannot follow it. {hint}")
+
+    def _bind(self, arr: Any, var: Var) -> None:
+        self.ids[id(arr)] = var
+        self.keep.append(arr)
+
+    def arg(self, data: ndarray) -> Tensor:
+        """A fresh Tensor for an argument leaf (a leaf requiring grad when floating)."""
+        t = _make(data, None)
+        if data.dtype.kind in "fc":
+            t._node = Leaf(t)
+        v = Var("arg", data)
+        self.args.append(v)
+        self._bind(data, v)
+        self.mine.add(id(t))
+        self.keep.append(t)
+        return t
+
+    def _live(self, t: Tensor) -> Var:
+        v = self.lives.get(id(t))
+        if v is None:
+            v = self.lives[id(t)] = Var("live", t._data, tensor=t)
+            self._bind(t._data, v)
+            self.keep.append(t)
+        return v
+
+    def ref(self, x: Any, node: Any = None) -> Any:
+        """``x`` as the plan sees it: a Var, or ``x`` itself (a constant)."""
+        v = self.ids.get(id(x))
+        if v is not None:
+            return v
+        tx = type(x)
+        if tx is Tensor or isinstance(x, Tensor):
+            return self.ref(x._data, x._node)
+        if isinstance(node, Leaf):  # a tensor f closes over that requires grad
+            t = node.tensor
+            if t is not None and id(t) not in self.mine:
+                return self._live(t)
+            return x
+        if tx is tuple or tx is list:
+            items = [self.ref(v) for v in x]
+            return tx(items) if any(type(v) is Var or v is not o
+                                    for v, o in zip(items, x, strict=True)) else x
+        if tx is dict:
+            items = {k: self.ref(v) for k, v in x.items()}
+            return items if any(items[k] is not x[k] for k in x) else x
+        if tx is slice:
+            parts = (self.ref(x.start), self.ref(x.stop), self.ref(x.step))
+            return slice(*parts) if _vars_in(parts, []) else x
+        return x
+
+    # ------------------------------------------------------------------ hooks
+    def call(self, info: Any, arrays: list, parents: list, params: dict, out: Any,
+             tracked: bool) -> Any:
+        """An op call (from the op caller): record it as usual, and as a step."""
+        if info.name in _NOT_COMPILABLE or info.definition.__dict__.get("compilable") \
+                is False:
+            why = _NOT_COMPILABLE.get(info.name) or "it declares itself not compilable"
+            raise self.error(f"op {info.name!r} (from {info.source}) was called",
+                             f"{why}; keep this function eager, or call the op outside "
+                             "the compiled function and pass its result in")
+        result = record(info, parents, arrays, out, params) if tracked else \
+            untracked(info, out)
+        ref = self.ref
+        args = [ref(a, n) for a, n in zip(arrays, parents, strict=True)]
+        if params is info.params or not params:  # the defaults: never traced values
+            ps, pvars = params, []
+        else:
+            ps = ref(params)
+            pvars = _vars_in(ps, [])
+        if not pvars and not any(type(a) is Var for a in args):
+            return result  # constants only: folded (the result is a constant)
+        if info.name == "getitem" and any(v.dtype is not None and v.dtype.kind == "b"
+                                          for v in pvars):
+            raise self.error("indexing with a boolean mask computed from traced values",
+                             "The result's shape depends on the values. Use "
+                             "tg.ops.where(mask, x, 0) (or multiply by the mask) instead, "
+                             "or keep this function eager")
+        step = Step(info.definition.forward, info.name, args, ps, info.variadic, info, pvars)
+        outs = result if isinstance(result, tuple) else (result,)
+        raws = out if isinstance(out, tuple) else (out,)
+        for k, (t, raw) in enumerate(zip(outs, raws, strict=True)):
+            v = Var("step", t._data, step, k, wrap=type(raw) is not ndarray)
+            step.outs.append(v)
+            self._bind(t._data, v)
+            if type(raw) is ndarray and raw is not t._data:
+                self._bind(raw, v)
+        if info.name in _VIEW_OPS and len(outs) == 1 and args and type(args[0]) is Var:
+            step.view = _is_identity(arrays[0], outs[0]._data)
+        self.steps.append(step)
+        if tracked:
+            self._saved(outs[0]._node, arrays, parents)
+        return result
+
+    def _saved(self, node: Any, arrays: list, parents: list) -> None:
+        """Copies the engine saved of traced inputs (protect.py) stand for those inputs."""
+        rec = node.record if type(node) is Part else node
+        if type(rec) is not Record or rec.saved is None or rec.saved is arrays:
+            return
+        for a, s, n in zip(arrays, rec.saved, parents, strict=False):
+            if type(s) is ndarray and s is not a:
+                v = self.ref(a, n)
+                if type(v) is Var:
+                    self._bind(s, v)
+
+    def numpy(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """A NumPy function (or comparison) without an op, called on Tensors."""
+        margs, mkw = self.ref(tuple(args)), self.ref(dict(kwargs))
+        plain_args, plain_kw = _unwrap(tuple(args)), _unwrap(dict(kwargs))
+        if not _vars_in((margs, mkw), []) or func in _SHAPE_ONLY:
+            return func(*plain_args, **plain_kw)
+        if getattr(func, "__name__", "") == "__call__" and isinstance(
+                getattr(func, "__self__", None), np.ufunc):
+            func = func.__self__  # np.greater itself, not its bound __call__
+        name = _func_name(func)
+        if "out" in kwargs or name.endswith("_at"):
+            raise self.error(f"np.{name.replace('_', '.', 1) if '_' in name else name} "
+                             "writes in place into an array", "Write the computation "
+                             "functionally, or keep this function eager")
+        if func in _VALUE_SHAPED:
+            raise self.error(f"np.{name} on a traced value (its result's shape depends on "
+                             "the values)", "Use masks (tg.ops.where) instead, or keep "
+                             "this function eager")
+        res = func(*plain_args, **plain_kw)
+        multi = isinstance(res, tuple)
+        raws = res if multi else (res,)
+        if not all(isinstance(r, (ndarray, np.generic)) for r in raws):
+            raise self.error(f"np.{name} on a traced value returned a Python "
+                             f"{type(raws[0]).__name__}, a value leaving for Python")
+        step = Step(func, name, list(margs), mkw, False, None)
+        outs = []
+        for k, raw in enumerate(raws):
+            data = raw if type(raw) is ndarray else np.asarray(raw)
+            v = Var("step", data, step, k, wrap=type(raw) is not ndarray)
+            step.outs.append(v)
+            self._bind(data, v)
+            outs.append(_make(data, None))
+        self.steps.append(step)
+        return (tuple(outs) if type(res) is tuple else type(res)(*outs)) if multi else outs[0]
+
+    def escape(self, t: Any, what: str) -> None:
+        """``t``'s value is about to leave for Python: refuse it if it can change.
+
+        Except a truth test inside an op's rule (a vjp choosing its fast path when no
+        input is zero, say): that becomes a guard, a step checking that the test comes
+        out the same; when it does not, the call runs ``f`` eagerly.
+        """
+        if t is None:
+            raise self.error(what)
+        if id(t._data) in self.ids or (isinstance(t._node, Leaf) and id(t) not in self.mine):
+            if what == "bool()" and _in_rule():
+                step = Step(bool, "guard", [self.ref(t)], {}, False)
+                step.guard = bool(t._data)
+                self.steps.append(step)
+                return
+            raise self.error(f"{what} of a traced tensor (its value reaches Python)")
+
+    def made(self, t: Tensor, data: Any) -> None:
+        """A Tensor was constructed (``tg.tensor(...)``) while tracing."""
+        self.mine.add(id(t))
+        self.keep.append(t)
+        src = self.ref(data)
+        if type(src) is Var:  # a copy of a traced value: a step of the plan
+            step = Step(np.array, "array", [src], {"dtype": t._data.dtype, "copy": True},
+                        False)
+            v = Var("step", t._data, step)
+            step.outs.append(v)
+            self._bind(t._data, v)
+            self.steps.append(step)
+
+
+# The engine's files that call the tracer's hooks; with this package's, skipped when
+# looking for the code asking for a value.
+_HOOKS = (f"{_PKG}/tensor.py", f"{_PKG}/dispatch.py")
+
+
+def _in_rule() -> bool:
+    """Whether the code asking for a value is an op's rule (or other tapegrad code),
+    not the user's: a vjp under create_graph, or a frame inside the package."""
+    if STATE.thread.strict:
+        return True
+    f = sys._getframe(2)
+    while f is not None and (f.f_code.co_filename in _HOOKS
+                             or f.f_code.co_filename.startswith(_HERE)):
+        f = f.f_back
+    return f is not None and f.f_code.co_filename.startswith(_PKG)
+
+
+def _is_identity(a: Any, b: Any) -> bool:
+    """Whether array ``b`` is ``a`` itself or a view with the same layout (a no-op)."""
+    if type(a) is not ndarray or type(b) is not ndarray:
+        return False
+    return (a.shape == b.shape and a.dtype == b.dtype and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _func_name(func: Any) -> str:
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, np.ufunc):
+        return f"{owner.__name__}_{func.__name__}"
+    return getattr(func, "__name__", type(func).__name__)
