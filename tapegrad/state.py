@@ -25,7 +25,7 @@ class _PerThread(threading.local):
         self.grad_enabled = True
         self.tapes: list[Any] = []
         self.strict = 0
-        self.trace: Any = None  # tg.compile's tracer while it traces (see compiler.py)
+        self.trace: Any = None  # tg.compile's tracer while it traces (see the compiler package)
 
 
 class RecordingState:

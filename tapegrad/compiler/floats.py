@@ -59,10 +59,10 @@ def _float_exprs(plan: Program, em: _Emitter) -> list[tuple[Step, str]] | None:
     arrays = {id(v) for v in plan.args if not _scalar(v)}  # index sources only (X[i])
     exprs: list[tuple[Step, str]] = []
     for s in plan.steps:
-        out = s.outs[0]
-        if s.guard is not None:
+        if s.guard is not None:  # (a guard step has no output)
             exprs.append((s, ""))
             continue
+        out = s.outs[0]
         if len(s.outs) != 1 or s.variadic or s.name in _VALUE_DTYPED:
             return None
         if s.name == "getitem" and type(s.args[0]) is Var and id(s.args[0]) in arrays \
