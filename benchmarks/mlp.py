@@ -122,6 +122,15 @@ def relu_mlp(params, X):
     return h
 
 
+def sgd_step(value_and_grad, params, X, y, lr):
+    """One SGD step in place on ``params`` (pairs of arrays) from ``value_and_grad``."""
+    loss, g = value_and_grad(params, X, y)
+    for (W, b), (gW, gb) in zip(params, g, strict=True):
+        W -= lr * gW
+        b -= lr * gb
+    return loss
+
+
 class TapegradMLP:
     """The network on tapegrad tensors; ``step`` is one SGD step on ``.data``."""
 
@@ -171,11 +180,7 @@ class CompiledMLP:
         return float(loss), [tuple(p) for p in g]
 
     def step(self, X, y, lr=LR):
-        loss, g = self.value_and_grad(self.params, X, y)
-        for (W, b), (gW, gb) in zip(self.params, g, strict=True):
-            W -= lr * gW
-            b -= lr * gb
-        return loss
+        return sgd_step(self.value_and_grad, self.params, X, y, lr)
 
 
 # ----------------------------------------------------------------------------- optional
@@ -204,11 +209,7 @@ class AutogradMLP:
         return float(loss), [tuple(p) for p in g]
 
     def step(self, X, y, lr=LR):
-        loss, g = self.value_and_grad(self.params, X, y)
-        for (W, b), (gW, gb) in zip(self.params, g, strict=True):
-            W -= lr * gW
-            b -= lr * gb
-        return loss
+        return sgd_step(self.value_and_grad, self.params, X, y, lr)
 
 
 class TorchMLP:

@@ -13,7 +13,7 @@ import numpy as np
 from ..dispatch import _unwrap
 from ..entry import Leaf, Part, Record
 from ..errors import CompileError
-from ..graph import record, untracked
+from ..graph import record, untracked, user_site
 from ..state import STATE
 from ..tensor import Tensor, _make
 from .steps import Step, Var, _vars_in
@@ -68,16 +68,6 @@ def is_tracing() -> bool:
 HOOKED = hasattr(STATE.thread, "trace")
 
 
-def _user_site() -> str:
-    """``file:line in function`` of the innermost frame outside the tapegrad package."""
-    f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_PKG):
-        f = f.f_back
-    if f is None:
-        return "<unknown>"
-    return f"{f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}"
-
-
 class Tracer:
     """What ``tg.compile`` installs as ``STATE.thread.trace`` while ``f`` runs.
 
@@ -101,7 +91,7 @@ class Tracer:
         hint = hint or ("Compute it with ops instead (tg.ops.where(cond, a, b) for a "
                         "branch on values, comparisons and masks as arrays), or keep this "
                         "function eager (don't tg.compile it)")
-        return CompileError(f"tg.compile({self.name}): {what} at {_user_site()}. The "
+        return CompileError(f"tg.compile({self.name}): {what} at {user_site()}. The "
                             f"compiled plan cannot follow it. {hint}")
 
     def _bind(self, arr: Any, var: Var) -> None:
