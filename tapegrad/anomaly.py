@@ -16,8 +16,11 @@ time, never correctness.)
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import numpy as np
 
 from .state import STATE
 
@@ -65,3 +68,33 @@ class detect_anomaly:  # noqa: N801  (a context manager used like a function)
 def is_anomaly_enabled() -> bool:
     """Whether any ``detect_anomaly()`` block is open (in any thread)."""
     return STATE.anomaly > 0
+
+
+def check_finite(op: Any, stage: str, value: Any, site: Any) -> None:
+    """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only).
+
+    ``site`` is the user's source line, or a function finding it (called on failure)."""
+    arr = getattr(value, "_data", value)
+    if arr is None or not hasattr(arr, "dtype") or arr.dtype.kind not in "fc":
+        return
+    if hasattr(arr, "__dask_graph__"):
+        return  # lazy: checking would compute it (documented: not checked)
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        site = site() if callable(site) else site
+        raise FloatingPointError(
+            f"detect_anomaly: the {stage} of op {op.name!r} (from {op.source}) produced "
+            f"{bad}; the op was called at {site or '<unknown>'}")
+
+
+_PKG_DIR = __file__.rsplit("/", 1)[0]  # the tapegrad package
+
+
+def user_site() -> str:
+    """``file:line`` of the innermost frame outside the tapegrad package."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+    if f is None:
+        return "<unknown>"
+    return f"{f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}"

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .anomaly import check_finite
 from .entry import Leaf, Node, Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError
 from .lazy import foreign, same_shape, unknown, unknown_call_error, unknown_shape_error
@@ -458,22 +459,3 @@ def commit_leaves(grads: dict, create_graph: bool) -> None:
             else:
                 t.grad = old + g
 
-
-# ----------------------------------------------------------------------- anomaly
-
-
-def check_finite(op: Any, stage: str, value: Any, site: Any) -> None:
-    """Raise FloatingPointError if ``value`` holds NaN or inf (anomaly mode only).
-
-    ``site`` is the user's source line, or a function finding it (called on failure)."""
-    arr = getattr(value, "_data", value)
-    if arr is None or not hasattr(arr, "dtype") or arr.dtype.kind not in "fc":
-        return
-    if hasattr(arr, "__dask_graph__"):
-        return  # lazy: checking would compute it (documented: not checked)
-    if not np.isfinite(arr).all():
-        bad = "NaN" if np.isnan(arr).any() else "inf"
-        site = site() if callable(site) else site
-        raise FloatingPointError(
-            f"detect_anomaly: the {stage} of op {op.name!r} (from {op.source}) produced "
-            f"{bad}; the op was called at {site or '<unknown>'}")

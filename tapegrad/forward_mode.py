@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .backward import check_finite, conj, strict_vjp
+from .anomaly import check_finite
+from .backward import conj, strict_vjp
 from .compiler import tracer
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError, TapegradValueError

@@ -16,13 +16,13 @@ argmax) are never recorded: they cannot carry a gradient.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backward import ShapeOf, check_finite
+from .anomaly import check_finite, user_site
+from .backward import ShapeOf
 from .entry import Part, Record, next_seq
 from .errors import OpRuleError, TapegradError, TapegradTypeError
 from .lazy import guarded
@@ -319,14 +319,3 @@ def forward_failed(info: OpInfo, exc: Exception, inputs: tuple, params: dict) ->
 
 
 _NO = object()
-_PKG_DIR = __file__.rsplit("/", 1)[0]
-
-
-def user_site() -> str:
-    """``file:line`` of the innermost frame outside the tapegrad package."""
-    f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
-        f = f.f_back
-    if f is None:
-        return "<unknown>"
-    return f"{f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}"

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from ..anomaly import user_site
 from ..dispatch import _unwrap
 from ..entry import Leaf, Part, Record
 from ..errors import CompileError
-from ..graph import record, untracked, user_site
+from ..graph import record, untracked
 from ..state import STATE
 from ..tensor import Tensor, _make
 from .steps import Step, Var, _vars_in
