@@ -216,19 +216,21 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
         raise _freed_error(rec)
     op = rec.op
     parents = rec.parents
-    saved = rec.saved if rec.saved is not None else [None] * len(parents)  # variadic
+    saved = rec.saved if rec.saved is not None else (None,) * len(parents)
     if type(out) is tuple:
-        g = tuple(gk if gk is not None else np.zeros(o.shape, o.dtype)
-                  if type(o) is ndarray else np.zeros_like(o)
-                  for gk, o in zip(g, out, strict=True))
+        g = _zero_fill(g, out)
     if wire is not None:
         return _recorded_vjp(rec, g, saved, wire)
     vjp = op.definition.vjp
+    params = rec.params
     try:
-        if type(vjp) is tuple:
-            res = _apply(vjp, parents, g, out, saved, rec.params)
+        if type(vjp) is tuple:  # one rule per input: only those needed run
+            res = []
+            for i in range(len(parents)):
+                f = vjp[i]
+                res.append(None if parents[i] is None or f is None else
+                           f(g, out, *saved, **params) if params else f(g, out, *saved))
         else:
-            params = rec.params
             res = vjp(g, out, *saved, **params) if params else vjp(g, out, *saved)
             if type(res) is not tuple or len(res) != len(parents):
                 res = ((res,) if type(res) is ndarray and len(parents) == 1
@@ -245,18 +247,19 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
     return res
 
 
+def _zero_fill(g: tuple, out: tuple) -> tuple:
+    """One gradient per output of a several-output record: zeros for unused outputs."""
+    return tuple(gk if gk is not None else np.zeros(o.shape, o.dtype)
+                 if type(o) is ndarray else np.zeros_like(o)
+                 for gk, o in zip(g, out, strict=True))
+
+
 def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict) -> Any:
     """Call a vjp: one function for all inputs, or one per input (only those needed)."""
     if type(vjp) is not tuple:
         return vjp(g, out, *inputs, **params)
-    res = []
-    for i in range(len(vjp)):
-        f = vjp[i]
-        if parents[i] is None or f is None:
-            res.append(None)
-        else:
-            res.append(f(g, out, *inputs, **params) if params else f(g, out, *inputs))
-    return res
+    return [None if parents[i] is None or vjp[i] is None else
+            vjp[i](g, out, *inputs, **params) for i in range(len(vjp))]
 
 
 def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:

@@ -64,15 +64,15 @@ class Record(Node):
     ``parents`` holds one node per input (``None`` for an input that needs no
     gradient); ``saved`` the inputs the vjp needs (``None`` if none); ``out`` the
     output, or the tuple of outputs of an op with several; ``seq`` numbers records in
-    call order (backward replays the highest first). ``locks`` keeps large user arrays
-    read-only while the record may need them (see ``protect.py``); ``site`` is the
+    call order (backward replays the highest first). Saved large user arrays stay
+    read-only while the record holds them (see ``protect.py``); ``site`` is the
     user's source line (anomaly mode only). After a backward without ``retain_graph``
-    the record is *released*: saved arrays, output and locks go; ``parents`` and
+    the record is *released*: saved arrays (and their locks) and output go; ``parents`` and
     ``shapes`` (shape and dtype of the output, or of each) stay, for drawing.
     Records are made by ``graph.record`` alone.
     """
 
-    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "locks", "site", "shapes",
+    __slots__ = ("op", "parents", "saved", "out", "params", "seq", "site", "shapes",
                  "__weakref__")
 
     @property
@@ -84,7 +84,7 @@ class Record(Node):
         out = self.out
         self.shapes = (tuple((o.shape, o.dtype) for o in out) if type(out) is tuple
                        else (out.shape, out.dtype))
-        self.saved = self.out = self.locks = None  # the Locks go, and unlock (protect.py)
+        self.saved = self.out = None  # locks held by the saved inputs go (protect.py)
 
     def output_meta(self, k: int = 0) -> tuple[tuple[int, ...], Any]:
         """Shape and dtype of output ``k``."""

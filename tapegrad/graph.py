@@ -42,44 +42,32 @@ _NUMBERS = (int, float, complex, bool, np.generic)
 
 def make_caller(info: OpInfo) -> Callable[..., Any]:
     """Build the function behind ``tg.ops.<info.name>``: unwrap, forward, record."""
-    forward = guarded(info)  # the op's forward; refusing Dask arrays if it needs values
-    nargs = info.nargs
+    forward = guarded(info)  # the op's forward, taking the inputs as positional arguments
+    nargs = -1 if info.variadic else info.nargs  # a variadic op always binds
     defaults = info.params
-    variadic = info.variadic
-    frozen = info.frozen
+    bind_args = bind_variadic if info.variadic else bind
 
     def call(*args: Any, **params: Any) -> Any:
-        if variadic:
-            args, params = bind_variadic(info, args, params)
-        elif len(args) != nargs or params:
-            args, params = bind(info, args, params)
+        if len(args) != nargs or params:
+            args, params = bind_args(info, args, params)
         else:
             params = defaults
         arrays = []
         parents = []
-        tracked = False
         for x in args:
             if isinstance(x, Tensor):
                 arrays.append(x._data)
-                n = x._node
-                parents.append(n)
-                if n is not None:
-                    tracked = True
+                parents.append(x._node)
             else:
                 arrays.append(x if type(x) is ndarray else as_input(x, info, len(arrays)))
                 parents.append(None)
-        if tracked and frozen:
-            tracked = freeze(parents, frozen)
         try:
-            out = (forward(arrays, **params) if variadic
-                   else forward(*arrays, **params) if params else forward(*arrays))
+            out = forward(*arrays, **params) if params else forward(*arrays)
         except Exception as exc:
             raise forward_failed(info, exc, arrays, params) from exc
-        if not STATE.quiet and STATE.thread.trace is not None:  # tg.compile is tracing
-            return STATE.thread.trace.call(info, arrays, parents, params, out, tracked)
-        if not tracked:
-            return untracked(info, out)
-        return record(info, parents, arrays, out, params)
+        if STATE.quiet:
+            return record(info, parents, arrays, out, params)
+        return record_in_mode(info, parents, arrays, out, params)
 
     call.__name__ = call.__qualname__ = info.name
     call.__doc__ = f"{info.describe()}\n\n{info.doc}".rstrip()
@@ -87,12 +75,11 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
     return call
 
 
-def freeze(parents: list, frozen: frozenset) -> bool:
-    """Drop the parents of inputs that never carry a gradient; is any input tracked?"""
+def freeze(parents: list, frozen: frozenset) -> None:
+    """Drop the parents of inputs that never carry a gradient."""
     for i in frozen:
         if i < len(parents):
             parents[i] = None
-    return any(n is not None for n in parents)
 
 
 def as_input(x: Any, info: OpInfo, pos: int) -> Any:
@@ -147,41 +134,34 @@ def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
 
 
 def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) -> Any:
-    """Append one record for a call with tracked inputs; return the output tensor(s).
+    """Append one record for a call; return the output tensor(s).
 
     The one place that checks outputs, decides what the record saves (protecting what
-    the user can still change) and builds the record and its result tensor.
+    the user can still change) and builds the record and its result tensor. A call
+    with no tracked input, or whose output cannot carry a gradient, records nothing.
     """
-    if not STATE.quiet:
-        if STATE.anomaly:
-            check_finite(info, "forward", out, user_site)
-        if not STATE.thread.grad_enabled:
-            return untracked(info, out)
-    multi = False
-    if type(out) is ndarray and out.dtype.kind == "f" and info.nout == 1:
-        outs = out  # the common case: a floating array ...
-        for a in arrays:
-            if a is out:  # ... but never an input's own (x.astype(x.dtype))
-                outs = out.view()
-    elif info.nout > 1 or isinstance(out, tuple):
-        multi = True
-        outs = checked_outputs(info, out, arrays)
-    else:
-        outs = _checked(info, out, arrays)
-    if outs is None:
+    if info.frozen:
+        freeze(parents, info.frozen)
+    if not any(parents):  # (nodes are always true, None is not)
         return untracked(info, out)
+    if type(out) is ndarray and out.dtype.kind == "f" and info.plain:
+        outs = out  # the common case: one fresh floating array
+    else:
+        outs = checked_outputs(info, out, arrays)
+        if outs is None:
+            return untracked(info, out)
     if not info.complex and _complex(arrays, parents):
         raise complex_error(info)
     keep = info.save_inputs
-    saved, locks = (arrays if keep is True else info.blank), None
+    saved = arrays if keep is True else info.blank
     if keep is True:
         for i in range(len(arrays)):  # an input the user can still change? (see what_to_save)
             a = arrays[i]
             if type(a) is ndarray and (type(parents[i]) is not Record or a.base is not None):
-                saved, locks = what_to_save(info, parents, arrays)
+                saved = what_to_save(info, parents, arrays)
                 break
     elif keep is not False:
-        saved, locks = what_to_save(info, parents, arrays)
+        saved = what_to_save(info, parents, arrays)
     rec = _new(Record)
     rec.op = info
     rec.parents = parents
@@ -189,14 +169,8 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
     rec.out = outs
     rec.params = params
     rec.seq = next_seq()
-    rec.locks = locks
     rec.hooks = rec.site = None
-    if not STATE.quiet:
-        if STATE.anomaly:
-            rec.site = user_site()
-        for tape in STATE.thread.tapes:
-            tape.records.append(rec)
-    if not multi:
+    if type(outs) is not tuple:
         t = _new(Tensor)
         t._data = outs
         t._node = rec
@@ -205,8 +179,32 @@ def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) ->
     return tuple(tensors) if type(out) is tuple else type(out)(*tensors)
 
 
-def what_to_save(info: OpInfo, parents: list, arrays: list) -> tuple[Any, Any]:
-    """The inputs the vjp will get, protected from later in-place changes, and locks.
+def record_in_mode(info: OpInfo, parents: list, arrays: list, out: Any,
+                   params: dict) -> Any:
+    """:func:`record` while a mode block is open somewhere: anomaly checks, grad mode
+    off, open tapes, and ``tg.compile``'s tracer, which sees every call."""
+    thread = STATE.thread
+    if STATE.anomaly:
+        check_finite(info, "forward", out, user_site)
+    if not thread.grad_enabled:
+        result = untracked(info, out)
+    else:
+        result = record(info, parents, arrays, out, params)
+        first = result[0] if isinstance(result, tuple) else result
+        rec = first._node
+        if rec is not None:
+            rec = rec.record if type(rec) is Part else rec
+            if STATE.anomaly:
+                rec.site = user_site()
+            for tape in thread.tapes:
+                tape.records.append(rec)
+    if thread.trace is not None:
+        return thread.trace.call(info, arrays, parents, params, out, result)
+    return result
+
+
+def what_to_save(info: OpInfo, parents: list, arrays: list) -> Any:
+    """The inputs the vjp will get, protected from later in-place changes.
 
     An input is private (needs no protection) when it is the output of a recorded op
     that owns its memory: that array leaves the engine only read-only. Leaf data,
@@ -214,17 +212,19 @@ def what_to_save(info: OpInfo, parents: list, arrays: list) -> tuple[Any, Any]:
     """
     keep = info.save_inputs
     if keep == "shape":
-        return [ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a for a in arrays], None
+        return [ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a for a in arrays]
     if keep is not True:
-        return info.blank, None
+        return info.blank
     private = [type(parents[i]) is Record and getattr(arrays[i], "base", 0) is None
                for i in range(len(arrays))]
     return protect(arrays, private)
 
 
-def checked_outputs(info: OpInfo, out: Any, arrays: list) -> tuple | None:
-    """The outputs of a several-output op as a tuple of arrays; ``None`` if they are
-    not differentiable."""
+def checked_outputs(info: OpInfo, out: Any, arrays: list) -> Any:
+    """The output array (or the tuple of a several-output op's); ``None`` if it cannot
+    carry a gradient."""
+    if info.nout == 1 and not isinstance(out, tuple):
+        return _checked(info, out, arrays)
     if not isinstance(out, tuple) or len(out) != info.nout:
         n = len(out) if isinstance(out, tuple) else 1
         raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned {n} "
@@ -248,8 +248,6 @@ def _checked(info: OpInfo, out: Any, arrays: list) -> Any:
 
 def untracked(info: OpInfo, out: Any) -> Any:
     """The result of a call nothing records."""
-    if not STATE.quiet and STATE.anomaly:
-        check_finite(info, "forward", out, user_site)
     if isinstance(out, tuple):
         ts = [_make(_as_array(info, o), None) for o in out]
         return tuple(ts) if type(out) is tuple else type(out)(*ts)

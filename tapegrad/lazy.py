@@ -62,17 +62,23 @@ def unknown_shape_error(op: Any, i: int, gshape: tuple, shape: tuple) -> ShapeEr
 
 
 def guarded(info: Any) -> Any:
-    """The forward the engine calls for op ``info``: its own, or, for an op in
-    ``OpDef(lazy=False)``, one that refuses Dask arrays with an error naming the op
-    (rather than letting Dask compute them eagerly). Decided once, when the op is
-    registered: other ops pay nothing."""
-    forward = info.definition.forward
+    """The forward the engine calls for op ``info``, with the inputs as positional
+    arguments (a variadic op's forward gets them as one list). For an op declared
+    ``OpDef(lazy=False)`` it refuses Dask arrays with an error naming the op (rather
+    than letting Dask compute them eagerly). Decided once, when the op is registered:
+    other ops pay nothing."""
+    forward = own = info.definition.forward
+    if info.definition.variadic:
+        def spread(*arrays: Any, **params: Any) -> Any:
+            return own(list(arrays), **params)
+        spread.__name__ = getattr(own, "__name__", info.name)
+        forward = spread
     if info.definition.lazy:
         return forward
-    variadic = info.variadic
+    checked = forward
 
     def refusing(*args: Any, **params: Any) -> Any:
-        for a in args[0] if variadic else args:
+        for a in args:
             if hasattr(a, "__dask_graph__"):
                 raise TapegradTypeError(
                     f"op {info.name!r} (from {info.source}) needs concrete values and "
@@ -80,7 +86,7 @@ def guarded(info: Any) -> Any:
                     "has no equivalent). Compute the input first (tg.compute(x), "
                     "x.compute(), or x.persist() to keep it on the cluster), or write "
                     "the step with dask.array functions")
-        return forward(*args, **params)
+        return checked(*args, **params)
 
     refusing.__name__ = getattr(forward, "__name__", info.name)
     return refusing

@@ -130,6 +130,8 @@ class OpInfo:
         self.save_inputs = d.save_inputs
         self.complex = d.complex
         self.nout = d.nout
+        #: one output that is never an input's own array (a ufunc's): no output checks
+        self.plain = d.nout == 1 and isinstance(d.forward, np.ufunc)
         #: what a vjp that saved no inputs gets in their place
         self.blank = None if d.variadic else (None,) * self.nargs
 

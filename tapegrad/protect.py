@@ -48,6 +48,15 @@ class Locks(list):
                     break
 
 
+class LockedInputs(tuple):
+    """Saved inputs that hold the locks protecting them: freeing them unlocks."""
+
+    def __new__(cls, arrays: list, locks: Locks) -> LockedInputs:
+        self = super().__new__(cls, arrays)
+        self.locks = locks
+        return self
+
+
 def _unlock(a: ndarray) -> bool:
     try:
         a.setflags(write=True)
@@ -74,8 +83,8 @@ def _lock(a: ndarray, locks: Locks) -> None:
     locks.append(a)
 
 
-def protect(arrays: tuple, private: tuple) -> tuple[tuple, Locks | None]:
-    """The saved arrays made safe from later in-place changes, and the locks taken.
+def protect(arrays: tuple, private: tuple) -> tuple:
+    """The saved arrays made safe from later in-place changes (holding the locks taken).
 
     ``private[i]`` is true when ``arrays[i]`` needs no protection (a recorded op's own
     output). Arrays that are not ndarrays (numbers, other libraries' arrays) are saved
@@ -98,4 +107,4 @@ def protect(arrays: tuple, private: tuple) -> tuple[tuple, Locks | None]:
             _lock(owner, locks)
             if a is not owner:
                 _lock(a, locks)
-    return tuple(saved), locks
+    return tuple(saved) if locks is None else LockedInputs(saved, locks)

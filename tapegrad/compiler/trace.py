@@ -14,7 +14,6 @@ from ..anomaly import user_site
 from ..dispatch import _unwrap
 from ..entry import Leaf, Part, Record
 from ..errors import CompileError
-from ..graph import record, untracked
 from ..state import STATE
 from ..tensor import Tensor, _make
 from .steps import Step, Var, _vars_in
@@ -146,16 +145,14 @@ class Tracer:
 
     # ------------------------------------------------------------------ hooks
     def call(self, info: Any, arrays: list, parents: list, params: dict, out: Any,
-             tracked: bool) -> Any:
-        """An op call (from the op caller): record it as usual, and as a step."""
+             result: Any) -> Any:
+        """An op call (from the op caller), recorded as usual (``result``): a step too."""
         if info.name in _NOT_COMPILABLE or info.definition.__dict__.get("compilable") \
                 is False:
             why = _NOT_COMPILABLE.get(info.name) or "it declares itself not compilable"
             raise self.error(f"op {info.name!r} (from {info.source}) was called",
                              f"{why}; keep this function eager, or call the op outside "
                              "the compiled function and pass its result in")
-        result = record(info, parents, arrays, out, params) if tracked else \
-            untracked(info, out)
         ref = self.ref
         args = [ref(a, n) for a, n in zip(arrays, parents, strict=True)]
         if params is info.params or not params:  # the defaults: never traced values
@@ -183,7 +180,7 @@ class Tracer:
         if info.name in _VIEW_OPS and len(outs) == 1 and args and type(args[0]) is Var:
             step.view = _is_identity(arrays[0], outs[0]._data)
         self.steps.append(step)
-        if tracked:
+        if outs[0]._node is not None:
             self._saved(outs[0]._node, arrays, parents)
         return result
 
