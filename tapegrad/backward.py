@@ -157,8 +157,8 @@ def _run(grads: dict, heap: list, retain: bool, wire: Wire | None, within: set |
                 _route(grads, heap, node, fit(gi, node, rec, i), within)
                 continue
             target = node.out  # the common case: a gradient that fits as it is
-            if (type(gi) is not ndarray or type(target) is not ndarray
-                    or gi.shape != target.shape or gi.dtype is not target.dtype):
+            if (type(gi) is not ndarray or gi.shape != target.shape
+                    or gi.dtype is not target.dtype):
                 gi = fit(gi, node, rec, i)
             if node is nxt:  # a second input from the same record (x * x)
                 g_nxt = g_nxt + gi

@@ -55,7 +55,7 @@ def make_caller(info: OpInfo) -> Callable[..., Any]:
         arrays = []
         parents = []
         for x in args:
-            if isinstance(x, Tensor):
+            if type(x) is Tensor or isinstance(x, Tensor):
                 arrays.append(x._data)
                 parents.append(x._node)
             else:
@@ -215,8 +215,9 @@ def what_to_save(info: OpInfo, parents: list, arrays: list) -> Any:
         return [ShapeOf(a.shape, a.dtype) if hasattr(a, "shape") else a for a in arrays]
     if keep is not True:
         return info.blank
-    private = [type(parents[i]) is Record and getattr(arrays[i], "base", 0) is None
-               for i in range(len(arrays))]
+    private = []
+    for i in range(len(arrays)):
+        private.append(type(parents[i]) is Record and getattr(arrays[i], "base", 0) is None)
     return protect(arrays, private)
 
 
