@@ -30,6 +30,29 @@ _new = object.__new__
 ndarray = np.ndarray
 
 
+def _conversion(convert: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
+    """A Python conversion (``float(t)``...): the value leaves the engine (see _leaving)."""
+    def method(self: Tensor) -> Any:
+        if not STATE.quiet:
+            _leaving(self, what)
+        return convert(self._data)
+
+    method.__name__ = f"__{getattr(convert, '__name__', what)}__"
+    return method
+
+
+def _comparison(ufunc: np.ufunc, op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A comparison: not differentiable, a plain bool array (while tg.compile traces, a
+    step of its plan: see _compare)."""
+    def method(self: Tensor, other: Any) -> Any:
+        if STATE.quiet:
+            return op(self._data, _plain(other))
+        return _compare(ufunc, op, self, other)
+
+    method.__name__ = f"__{op.__name__}__"
+    return method
+
+
 class Tensor(NumpyProtocol):
     """An n-dimensional array that can record the ops applied to it.
 
@@ -226,67 +249,23 @@ class Tensor(NumpyProtocol):
             raise TapegradTypeError("len() of a 0-d tensor")
         return len(self._data)
 
-    def __bool__(self) -> bool:
-        if not STATE.quiet:
-            _leaving(self, "bool()")
-        return bool(self._data)
-
-    def __float__(self) -> float:
-        if not STATE.quiet:
-            _leaving(self, "float()")
-        return float(self._data)
-
-    def __int__(self) -> int:
-        if not STATE.quiet:
-            _leaving(self, "int()")
-        return int(self._data)
-
-    def __complex__(self) -> complex:
-        if not STATE.quiet:
-            _leaving(self, "complex()")
-        return complex(self._data)
-
-    def __index__(self) -> int:
-        if not STATE.quiet:
-            _leaving(self, "an index (__index__)")
-        return self._data.__index__()
+    __bool__ = _conversion(bool, "bool()")
+    __float__ = _conversion(float, "float()")
+    __int__ = _conversion(int, "int()")
+    __complex__ = _conversion(complex, "complex()")
+    __index__ = _conversion(operator.index, "an index (__index__)")
 
     def __setitem__(self, index: Any, value: Any) -> None:
         raise TapegradTypeError(
             "Tensors are immutable: build a new tensor with ops (tg.ops.where, "
             "concatenate, ...), or write into .data of a leaf when no graph uses it")
 
-    # Comparisons are not differentiable: they return plain bool arrays (while
-    # tg.compile traces, steps of its plan: see _compare).
-    def __lt__(self, other: Any) -> Any:
-        if STATE.quiet:
-            return self._data < _plain(other)
-        return _compare(np.less, operator.lt, self, other)
-
-    def __le__(self, other: Any) -> Any:
-        if STATE.quiet:
-            return self._data <= _plain(other)
-        return _compare(np.less_equal, operator.le, self, other)
-
-    def __gt__(self, other: Any) -> Any:
-        if STATE.quiet:
-            return self._data > _plain(other)
-        return _compare(np.greater, operator.gt, self, other)
-
-    def __ge__(self, other: Any) -> Any:
-        if STATE.quiet:
-            return self._data >= _plain(other)
-        return _compare(np.greater_equal, operator.ge, self, other)
-
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
-        if STATE.quiet:
-            return self._data == _plain(other)
-        return _compare(np.equal, operator.eq, self, other)
-
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
-        if STATE.quiet:
-            return self._data != _plain(other)
-        return _compare(np.not_equal, operator.ne, self, other)
+    __lt__ = _comparison(np.less, operator.lt)
+    __le__ = _comparison(np.less_equal, operator.le)
+    __gt__ = _comparison(np.greater, operator.gt)
+    __ge__ = _comparison(np.greater_equal, operator.ge)
+    __eq__ = _comparison(np.equal, operator.eq)  # type: ignore[assignment]
+    __ne__ = _comparison(np.not_equal, operator.ne)  # type: ignore[assignment]
 
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value
 
