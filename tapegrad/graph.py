@@ -5,13 +5,14 @@ One op call::
     tg.ops.mul(a, b)                        the caller make_caller built for "mul"
       -> unwrap: arrays and parent nodes    (Tensors give their data and node)
       -> out = forward(*arrays, **params)   plain NumPy
-      -> no input tracked?  Tensor(out)     nothing recorded
       -> record(...)                        what to save, protection, the tape entry
 
 :func:`record` is the only place that decides what a record saves, protects arrays the
 user can still change (``protect.py``), and builds the :class:`~tapegrad.entry.Record`
-that backward replays. Results of ops whose output is not floating (integer casts,
-argmax) are never recorded: they cannot carry a gradient.
+that backward replays. A call without a tracked input, or whose output is not floating
+(integer casts, argmax), is not recorded: it cannot carry a gradient. While a mode block
+is open (``no_grad``, a ``Tape``, anomaly mode, ``tg.compile`` tracing) the call goes
+through :func:`record_in_mode` first.
 """
 
 from __future__ import annotations
