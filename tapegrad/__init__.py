@@ -35,6 +35,7 @@ from .errors import (
     TapegradError,
     UnknownOpError,
 )
+from .forward_mode import jvp
 from .gradcheck import check_grads, numerical_grad
 from .hookspecs import hookimpl, hookspec
 from .lazy import compute
@@ -49,10 +50,10 @@ from .registry import (
     register_plugin,
     unregister_plugin,
 )
-from .spec import load_spec
+from .spec_files import load_spec
 from .tape import Tape, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor, tensor
-from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .transforms import grad, hessian, jacobian, value_and_grad, vjp
 
 _REGISTRY.load_defaults()
 

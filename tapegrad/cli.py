@@ -243,7 +243,7 @@ def _short_list(names: list[str], limit: int = 6) -> str:
 def check_table(infos: Sequence[OpInfo], order: int, seed: int,
                 long: bool = False) -> tuple[str, list[str], int]:
     """Check each op; the table, the failure messages, and the number of failed ops."""
-    from tapegrad.spec import checkable
+    from tapegrad.spec_files import checkable
 
     rows = []
     failures: list[str] = []
@@ -290,7 +290,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
-    from tapegrad.spec import compile_spec_file, file_problem, load_spec
+    from tapegrad.spec import compile_spec_file, file_problem
+    from tapegrad.spec_files import load_spec
 
     path = Path(args.file)
     if not path.exists():

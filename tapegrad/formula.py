@@ -131,7 +131,7 @@ class Callee:
 
     ``guard``, when given, wraps both (``guard(fn, name) -> fn``): checking a spec file
     compiles it again with a guard that bounds the work of the check (see
-    :func:`tapegrad.spec.checkable`); registered ops are compiled without one."""
+    :func:`tapegrad.spec_files.checkable`); registered ops are compiled without one."""
 
     __slots__ = ("name", "nargs", "params", "forward", "variadic", "_table", "_call",
                  "guard")

@@ -1,5 +1,6 @@
-"""Function transforms: ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``jacobian``,
-``hessian``.
+"""Reverse-mode function transforms: ``grad``, ``value_and_grad``, ``vjp``,
+``jacobian``, ``hessian`` (forward mode, ``jvp``, is built on them in
+:mod:`tapegrad.forward_mode`).
 
 Each transform takes ``f`` (Tensors in, a Tensor out) and returns a function that
 accepts ndarrays, Python numbers or Tensors. How it answers depends on where it runs:
@@ -56,7 +57,7 @@ from .state import STATE
 from .tape import Tape, enable_grad, no_grad
 from .tensor import Tensor, _make
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]
+__all__ = ["grad", "value_and_grad", "vjp", "jacobian", "hessian"]
 
 
 # ----------------------------------------------------------------------- plumbing
@@ -404,14 +405,6 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         return tuple(tr.regroup(total))
 
     return finish_tree(tr.out, tr.nested), vjp_fn
-
-
-def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
-        ) -> tuple[Any, Any]:
-    """``(f(*primals), J @ tangents)`` by forward mode; see :mod:`tapegrad.forward_mode`."""
-    from .forward_mode import jvp as forward_jvp
-
-    return forward_jvp(f, primals, tangents)
 
 
 def _stack(rows: list[Any], shape: tuple[int, ...], nested: bool) -> Any:

@@ -285,13 +285,13 @@ def test_spec_check_with_a_huge_intermediate_fails_fast(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "work_bomb  work_bomb.yaml  3" in out and "FAIL" in out
     assert ("checking the ops of this file needs more than 2000000000 array elements of "
-            "work (tapegrad.spec.MAX_CHECK_WORK; the call of op 'broadcast_to' reached it)"
+            "work (tapegrad.spec_files.MAX_CHECK_WORK; the call of op 'broadcast_to' reached it)"
             in out)
     assert "work_bomb" not in dir(tg.ops)  # `tapegrad spec` leaves the registry as it was
 
 
 def test_work_limit_counts_calls_and_elements():
-    from tapegrad.spec import CALL_COST, WorkLimit
+    from tapegrad.spec_files import CALL_COST, WorkLimit
 
     limit = WorkLimit("f.yaml", limit=10 * CALL_COST)
     add = limit.wrap(np.add, "add")
@@ -303,7 +303,7 @@ def test_work_limit_counts_calls_and_elements():
 
 
 def test_checked_spec_ops_are_the_registered_ones_under_a_limit():
-    from tapegrad.spec import checkable
+    from tapegrad.spec_files import checkable
 
     infos = [tg.get_op("softplus"), tg.get_op("add")]
     checked = checkable(infos)

@@ -86,14 +86,6 @@ def abs_(ts, out, x):
     return ts[0] * np.sign(x)
 
 
-def extremum(ts, out, x, axis=None, keepdims=False):
-    from .reductions import _kept
-
-    hit = x == _kept(out, x.ndim, axis, keepdims)    # a plain bool mask
-    share = hit / hit.sum(axis=axis, keepdims=True)
-    return np.sum(ts[0] * share, axis=axis, keepdims=keepdims)
-
-
 def where(ts, out, cond, x, y):
     if ts[1] is None and ts[2] is None:
         return None

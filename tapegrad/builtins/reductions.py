@@ -54,10 +54,20 @@ def mean_grad(g, out, x, axis=None, keepdims=False):
     return np.broadcast_to(_kept(g, x.ndim, axis, keepdims) / count, _known(x.shape))
 
 
+def _extremum_share(out, x, axis, keepdims):
+    """Each element's share of the max (min): ties split evenly. A plain bool mask over
+    a count: not differentiated."""
+    hit = x == _kept(out, x.ndim, axis, keepdims)
+    return hit / hit.sum(axis=axis, keepdims=True)
+
+
 def extremum_grad(g, out, x, axis=None, keepdims=False):
-    hit = x == _kept(out, x.ndim, axis, keepdims)    # a plain bool mask: not differentiated
-    share = hit / hit.sum(axis=axis, keepdims=True)
-    return _kept(g, x.ndim, axis, keepdims) * share
+    return _kept(g, x.ndim, axis, keepdims) * _extremum_share(out, x, axis, keepdims)
+
+
+def extremum_jvp(ts, out, x, axis=None, keepdims=False):
+    return np.sum(ts[0] * _extremum_share(out, x, axis, keepdims), axis=axis,
+                  keepdims=keepdims)
 
 
 def _reduce_samples(rng):
@@ -79,10 +89,10 @@ def tapegrad_ops():
               save_inputs="shape",
              method=True, implements=(np.mean,),
               samples=_reduce_samples, complex=True, doc="mean over axis (all axes by default)"),
-        OpDef("max", np.max, extremum_grad, jvp=_jvp.extremum, params=REDUCE_PARAMS, method=True,
+        OpDef("max", np.max, extremum_grad, jvp=extremum_jvp, params=REDUCE_PARAMS, method=True,
               implements=(np.max, np.amax), samples=_reduce_samples,
               doc="maximum over axis; ties share the gradient evenly"),
-        OpDef("min", np.min, extremum_grad, jvp=_jvp.extremum, params=REDUCE_PARAMS, method=True,
+        OpDef("min", np.min, extremum_grad, jvp=extremum_jvp, params=REDUCE_PARAMS, method=True,
               implements=(np.min, np.amin), samples=_reduce_samples,
               doc="minimum over axis; ties share the gradient evenly"),
     ]
