@@ -49,6 +49,13 @@ def _constant(v, name, op):
     return v
 
 
+def _float_dtype(*arrays):
+    """The inputs' floating dtype (float64 for integers): float32 data stays float32,
+    where np.interp and np.cov compute in float64 (and a float64 q would promote it)."""
+    dtype = np.result_type(*(a for a in arrays if a is not None))
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def _used(g):
     """``None`` for a plain all-zero cotangent (an output nothing used), else ``g``."""
     return None if type(g) is np.ndarray and not g.any() else g
@@ -62,7 +69,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         raise NotImplementedError(
             "interp: period= is not supported on Tensors; wrap x into one period "
             "yourself (x % period) and pass xp, fp extended past both ends")
-    return np.asarray(np.interp(x, xp, fp, left=left, right=right))
+    out = np.interp(x, xp, fp, left=left, right=right)
+    return np.asarray(out, dtype=_float_dtype(x, fp))
 
 
 def _segments(x, xp):
@@ -277,7 +285,8 @@ def _centred(X):
 def cov(m, y=None, rowvar=True, bias=False, ddof=None):
     if np.ndim(m) > 2 or (y is not None and np.ndim(y) > 2):
         raise ValueError("cov: m and y must have at most 2 dimensions")
-    return np.asarray(np.cov(m, y, rowvar=rowvar, bias=bias, ddof=ddof))
+    return np.asarray(np.cov(m, y, rowvar=rowvar, bias=bias, ddof=ddof,
+                             dtype=_float_dtype(m, y)))
 
 
 def cov_grad(g, out, m, y=None, rowvar=True, bias=False, ddof=None):
@@ -292,7 +301,7 @@ def cov_grad(g, out, m, y=None, rowvar=True, bias=False, ddof=None):
 def corrcoef(x, y=None, rowvar=True):
     if np.ndim(x) > 2 or (y is not None and np.ndim(y) > 2):
         raise ValueError("corrcoef: x and y must have at most 2 dimensions")
-    return np.asarray(np.corrcoef(x, y, rowvar=rowvar))
+    return np.asarray(np.corrcoef(x, y, rowvar=rowvar, dtype=_float_dtype(x, y)))
 
 
 def corrcoef_grad(g, out, x, y=None, rowvar=True):
@@ -416,12 +425,12 @@ def _check_method(name, method):
 
 def quantile(a, q, axis=None, keepdims=False, method="linear"):
     _check_method("quantile", method)
-    return np.asarray(np.quantile(a, q, axis=axis, keepdims=keepdims))
+    return np.asarray(np.quantile(a, q, axis=axis, keepdims=keepdims), dtype=_float_dtype(a))
 
 
 def percentile(a, q, axis=None, keepdims=False, method="linear"):
     _check_method("percentile", method)
-    return np.asarray(np.percentile(a, q, axis=axis, keepdims=keepdims))
+    return np.asarray(np.percentile(a, q, axis=axis, keepdims=keepdims), dtype=_float_dtype(a))
 
 
 def _quantile_weights(a, qs, axis):
@@ -625,7 +634,7 @@ def _meshgrid_op(k):
         f"meshgrid{k}", _meshgrid(k), meshgrid_grad, nargs=k, nout=k,
         params={"indexing": "xy", "sparse": False, "copy": True},
         implements=((np.meshgrid, numpy_meshgrid),) if k == 1 else (),
-        samples=_meshgrid_samples(k), save_inputs="shape",
+        samples=_meshgrid_samples(k), save_inputs="shape", lazy=False,
         doc=("np.meshgrid: the grids of its (raveled) inputs, by op meshgridK for K = 1..4 "
              "inputs, broadcast views beyond; each input's gradient sums its grid over the "
              "other axes") if k == 1 else f"np.meshgrid of {k} inputs: {k} grids")
@@ -647,7 +656,7 @@ def tapegrad_ops():
               doc="piecewise-linear interpolation of (xp, fp) at x (xp gets no gradient; "
                   "kinks at the knots; period not supported)"),
         OpDef("polyval", polyval, (polyval_grad_p, polyval_grad_x), jvp=polyval_jvp,
-              nargs=2, params={}, implements=(np.polyval,), samples=_polyval_samples,
+              nargs=2, params={}, implements=(np.polyval,), samples=_polyval_samples, lazy=False,
               doc="the polynomial with 1-D coefficients p (highest power first) at x"),
         OpDef("trapezoid", trapezoid, (trapezoid_grad_y, trapezoid_grad_x), nargs=2,
               optional=1, params={"dx": 1.0, "axis": -1},
