@@ -220,7 +220,7 @@ def _header(builtin_entries: list[Entry], scipy_entries: list[Entry]) -> list[st
         "",
         "- **A function not in this list**, called on a Tensor that requires grad (or "
         "on the result of a recorded op), raises `TypeError` naming it "
-        "(`np.linalg.lstsq was called on a tracked Tensor, but no registered op "
+        "(`np.unwrap was called on a tracked Tensor, but no registered op "
         "implements it`), never a silently wrong gradient. To use its result as a "
         "constant, call it on `t.detach()` (or `t.data`). Functions whose results carry "
         "no gradient (comparisons, `np.argmax`, `np.zeros_like`, `np.shape`, ...) work "

@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "tapegrad.builtins.products",
     "tapegrad.builtins.linalg",
     "tapegrad.builtins.fft",
+    "tapegrad.builtins.numerics",
     "tapegrad.builtins.nn_ops",
     "tapegrad.builtins.specs",
 )

@@ -290,6 +290,10 @@ REFUSED = {  # need concrete values: tapegrad refuses them (OpDef(lazy=False))
     "eig", "eigh", "eigvals", "eigvalsh", "full", "inner", "kron", "matrix_power",
     "multi_dot", "partition", "pinv", "ptp", "qr", "select", "slogdet", "sort", "svd",
     "svd_u", "svd_vh", "svdvals",
+    # numerics: NumPy functions Dask has no lazy version of (or not checked lazy yet)
+    "interp", "polyval", "trapezoid", "convolve", "correlate", "cov", "corrcoef",
+    "take_along_axis", "meshgrid1", "meshgrid2", "meshgrid3", "meshgrid4", "quantile",
+    "percentile", "lstsq",
 }
 DASK_LIMITS = {  # lazy in Dask only under Dask's own conditions, which it names
     **dict.fromkeys(["fft", "fft2", "fftn", "ifft", "ifft2", "ifftn", "rfft", "rfft2",
