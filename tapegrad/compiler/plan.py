@@ -70,30 +70,27 @@ def _prune(steps: list[Step], out_refs: list) -> list[Step]:
     last use."""
     seen: dict[Any, Step] = {}
     pkeys: dict[int, Any] = {}  # params dicts are often shared (an op's defaults)
-    for s in steps:
-        s.args = [_resolve(a) if type(a) is Var else a for a in s.args]
-        if s.pvars:
-            s.params = _map_vars(s.params, _resolve)
-            s.pvars = [_resolve(v) for v in s.pvars]
-        s.vars = [_resolve(v) for v in s.vars]
+    mul, div = np.multiply, np.true_divide
+    for s in steps:  # (one pass per step list, plain loops: it runs once per step)
+        akey = _resolve_args(s)
         if s.view:
             s.outs[0].alias = s.args[0]
             continue
         if s.guard is not None:
             continue
-        same = _times_one(s)
-        if same is not None:  # x * 1 (a seed of ones, a 1.0 factor): x itself
-            s.outs[0].alias = same
-            s.view = True
-            continue
+        if s.fn is mul or s.fn is div:
+            same = _times_one(s)
+            if same is not None:  # x * 1 (a seed of ones, a 1.0 factor): x itself
+                s.outs[0].alias = same
+                s.view = True
+                continue
         if s.pvars:
             pkey = _key(s.params)
         else:
             pkey = pkeys.get(id(s.params), _NO)
             if pkey is _NO:
                 pkey = pkeys[id(s.params)] = _key(s.params)
-        akey = tuple(("v", id(a)) if type(a) is Var else _key(a) for a in s.args)
-        if pkey is None or None in akey:
+        if pkey is None or akey is None:
             continue
         key = (id(s.fn), akey, pkey)
         first = seen.get(key)
@@ -103,17 +100,61 @@ def _prune(steps: list[Step], out_refs: list) -> list[Step]:
         s.view = True  # a repeat: its outputs are the first call's
         for v, w in zip(s.outs, first.outs, strict=True):
             v.alias = w
-    needed: set[int] = {id(_resolve(v)) for v in _vars_in(out_refs, [])}
+    return _needed(steps, out_refs)
+
+
+def _resolve_args(s: Step) -> tuple | None:
+    """Resolve the aliases among the values ``s`` reads (in place), and return the key
+    of its arguments (values by identity; None when a constant has none)."""
+    args = s.args
+    akey = []
+    for j in range(len(args)):
+        a = args[j]
+        if type(a) is Var:
+            if a.alias is not None:
+                a = args[j] = _resolve(a)
+            akey.append(id(a))  # (a bare int: constants' keys are tuples)
+        else:
+            k = _key(a)
+            if k is None:
+                akey = None
+                break
+            akey.append(k)
+    reads = s.vars
+    for j in range(len(reads)):
+        if reads[j].alias is not None:
+            reads[j] = _resolve(reads[j])
+    if s.pvars:
+        s.params = _map_vars(s.params, _resolve)
+        s.pvars = [_resolve(v) for v in s.pvars]
+    if akey is None:
+        for j in range(len(args)):  # (the rest of them)
+            if type(args[j]) is Var:
+                args[j] = _resolve(args[j])
+        return None
+    return tuple(akey)
+
+
+def _needed(steps: list[Step], out_refs: list) -> list[Step]:
+    """The steps the outputs need (guards too), in order, each value's last use noted."""
+    needed: set[Var] = set()
+    for v in _vars_in(out_refs, []):
+        needed.add(_resolve(v))
     kept = []
     for s in reversed(steps):
-        if s.view or (s.guard is None and not any(id(v) in needed for v in s.outs)):
+        if s.view:
             continue
+        if s.guard is None:
+            for v in s.outs:
+                if v in needed:
+                    break
+            else:
+                continue
         kept.append(s)
-        for v in s.vars:
-            needed.add(id(v))
+        needed.update(s.vars)
     kept.reverse()
-    for i, s in enumerate(kept):
-        for v in s.vars:
+    for i in range(len(kept)):
+        for v in kept[i].vars:
             v.last = i
     return kept
 

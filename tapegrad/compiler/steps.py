@@ -30,9 +30,14 @@ class Var:
         self.kind = kind  # "arg", "step" or "live"
         self.step = step
         self.k = k
-        self.shape = getattr(data, "shape", ())
-        self.dtype = getattr(data, "dtype", None)
-        self.nbytes = getattr(data, "nbytes", 0)
+        if type(data) is ndarray:  # (nearly always: no getattr with a default)
+            self.shape = data.shape
+            self.dtype = data.dtype
+            self.nbytes = data.nbytes
+        else:
+            self.shape = getattr(data, "shape", ())
+            self.dtype = getattr(data, "dtype", None)
+            self.nbytes = getattr(data, "nbytes", 0)
         self.wrap = wrap  # the engine made an array of the forward's result (a scalar)
         self.tensor = tensor  # a live tensor (read at every call)
         self.name = ""
@@ -48,7 +53,8 @@ class Step:
                  "vars", "pvars")
 
     def __init__(self, fn: Callable[..., Any], name: str, args: list, params: dict,
-                 variadic: bool, op: Any = None, pvars: list | None = None) -> None:
+                 variadic: bool, op: Any = None, pvars: list | None = None,
+                 reads: list | None = None) -> None:
         self.fn = fn
         self.name = name
         self.args = args
@@ -59,7 +65,9 @@ class Step:
         self.view = False
         self.guard: bool | None = None  # a guard step: bool(args[0]) must be this
         self.pvars = pvars if pvars is not None else _vars_in(params, [])  # Vars in params
-        self.vars = [a for a in args if type(a) is Var] + self.pvars  # every Var it reads
+        if reads is None:  # every Var it reads (a fresh list: pruning resolves it in place)
+            reads = [a for a in args if type(a) is Var] + self.pvars
+        self.vars = reads
 
 
 def _vars_in(x: Any, out: list) -> list:

@@ -85,6 +85,7 @@ class Tracer:
         self.mine: set[int] = set()  # ids of Tensors made while tracing
         self.lives: dict[int, Var] = {}
         self.args: list[Var] = []
+        self.ops: dict[int, tuple] = {}  # id(OpInfo) -> what call needs of it (see _op)
 
     # ------------------------------------------------------------------ values
     def error(self, what: str, hint: str = "") -> CompileError:
@@ -146,29 +147,78 @@ class Tracer:
     # ------------------------------------------------------------------ hooks
     def call(self, info: Any, arrays: list, parents: list, params: dict, out: Any,
              result: Any) -> Any:
-        """An op call (from the op caller), recorded as usual (``result``): a step too."""
+        """An op call (from the op caller), recorded as usual (``result``): a step too.
+
+        Runs for every op call of the trace (the backward's too): plain loops, and what
+        depends on the op alone decided once per op (:meth:`_op`).
+        """
+        op = self.ops.get(id(info))
+        if op is None:
+            op = self._op(info)
+        ids = self.ids
+        args = []
+        reads = []
+        for a, n in zip(arrays, parents, strict=False):  # (same lengths)
+            v = ids.get(id(a))
+            if v is None:
+                v = self.ref(a, n)  # a live tensor f closes over, or a constant
+                if type(v) is not Var:
+                    args.append(v)
+                    continue
+            args.append(v)
+            reads.append(v)
+        if params is info.params or not params:  # the defaults: never traced values
+            ps, pvars = params, []
+        else:
+            ps = self.ref(params)
+            pvars = _vars_in(ps, [])
+            if pvars:
+                reads += pvars
+                if op[3] and _has_mask(pvars):
+                    raise self.error("indexing with a boolean mask computed from traced "
+                                     "values", "The result's shape depends on the values. "
+                                     "Use tg.ops.where(mask, x, 0) (or multiply by the mask) "
+                                     "instead, or keep this function eager")
+        if not reads:
+            return result  # constants only: folded (the result is a constant)
+        step = Step(op[0], info.name, args, ps, op[1], info, pvars, reads)
+        if type(result) is Tensor:  # one output
+            d = result._data
+            v = Var("step", d, step, 0, type(out) is not ndarray)
+            step.outs.append(v)
+            ids[id(d)] = v
+            self.keep.append(d)
+            if type(out) is ndarray and out is not d:
+                self._bind(out, v)
+            if op[2] and type(args[0]) is Var:
+                step.view = _is_identity(arrays[0], d)
+            node = result._node
+        else:
+            node = self._outs(step, arrays, result, out, op[2])
+        self.steps.append(step)
+        if node is not None:
+            rec = node.record if type(node) is Part else node
+            if type(rec) is Record and rec.saved is not None and rec.saved is not arrays:
+                self._saved(rec.saved, arrays, parents)
+        return result
+
+    def _op(self, info: Any) -> tuple:
+        """What the tracer needs of an op, decided once per trace: ``(forward,
+        variadic, may return an identity view, is getitem)``; refuses an op that
+        cannot be part of a plan."""
         if info.name in _NOT_COMPILABLE or info.definition.__dict__.get("compilable") \
                 is False:
             why = _NOT_COMPILABLE.get(info.name) or "it declares itself not compilable"
             raise self.error(f"op {info.name!r} (from {info.source}) was called",
                              f"{why}; keep this function eager, or call the op outside "
                              "the compiled function and pass its result in")
-        ref = self.ref
-        args = [ref(a, n) for a, n in zip(arrays, parents, strict=True)]
-        if params is info.params or not params:  # the defaults: never traced values
-            ps, pvars = params, []
-        else:
-            ps = ref(params)
-            pvars = _vars_in(ps, [])
-        if not pvars and not any(type(a) is Var for a in args):
-            return result  # constants only: folded (the result is a constant)
-        if info.name == "getitem" and any(v.dtype is not None and v.dtype.kind == "b"
-                                          for v in pvars):
-            raise self.error("indexing with a boolean mask computed from traced values",
-                             "The result's shape depends on the values. Use "
-                             "tg.ops.where(mask, x, 0) (or multiply by the mask) instead, "
-                             "or keep this function eager")
-        step = Step(info.definition.forward, info.name, args, ps, info.variadic, info, pvars)
+        op = self.ops[id(info)] = (info.definition.forward, info.variadic,
+                                   info.name in _VIEW_OPS, info.name == "getitem")
+        return op
+
+    def _outs(self, step: Step, arrays: list, result: Any, out: Any, view: bool) -> Any:
+        """The outputs of a step whose result is not one Tensor (a tuple of them); the
+        first output's node."""
         outs = result if isinstance(result, tuple) else (result,)
         raws = out if isinstance(out, tuple) else (out,)
         for k, (t, raw) in enumerate(zip(outs, raws, strict=True)):
@@ -177,19 +227,13 @@ class Tracer:
             self._bind(t._data, v)
             if type(raw) is ndarray and raw is not t._data:
                 self._bind(raw, v)
-        if info.name in _VIEW_OPS and len(outs) == 1 and args and type(args[0]) is Var:
+        if view and len(outs) == 1 and type(step.args[0]) is Var:
             step.view = _is_identity(arrays[0], outs[0]._data)
-        self.steps.append(step)
-        if outs[0]._node is not None:
-            self._saved(outs[0]._node, arrays, parents)
-        return result
+        return outs[0]._node
 
-    def _saved(self, node: Any, arrays: list, parents: list) -> None:
+    def _saved(self, saved: Any, arrays: list, parents: list) -> None:
         """Copies the engine saved of traced inputs (protect.py) stand for those inputs."""
-        rec = node.record if type(node) is Part else node
-        if type(rec) is not Record or rec.saved is None or rec.saved is arrays:
-            return
-        for a, s, n in zip(arrays, rec.saved, parents, strict=False):
+        for a, s, n in zip(arrays, saved, parents, strict=False):
             if type(s) is ndarray and s is not a:
                 v = self.ref(a, n)
                 if type(v) is Var:
@@ -276,6 +320,14 @@ def _in_rule() -> bool:
                              or f.f_code.co_filename.startswith(_HERE)):
         f = f.f_back
     return f is not None and f.f_code.co_filename.startswith(_PKG)
+
+
+def _has_mask(pvars: list) -> bool:
+    """Whether a traced value among an index's is a boolean mask."""
+    for v in pvars:
+        if v.dtype is not None and v.dtype.kind == "b":
+            return True
+    return False
 
 
 def _is_identity(a: Any, b: Any) -> bool:
