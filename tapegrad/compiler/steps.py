@@ -22,8 +22,8 @@ _VALUE_DTYPED = frozenset({"eig", "eigvals"})
 class Var:
     """A value the plan computes: an argument leaf, a step's output, or a live tensor."""
 
-    __slots__ = ("kind", "index", "step", "k", "shape", "dtype", "wrap", "tensor", "name",
-                 "alias", "last", "nbytes")
+    __slots__ = ("kind", "step", "k", "shape", "dtype", "wrap", "tensor", "name", "last",
+                 "nbytes")
 
     def __init__(self, kind: str, data: Any, step: Step | None = None, k: int = 0,
                  wrap: bool = False, tensor: Tensor | None = None) -> None:
@@ -41,16 +41,14 @@ class Var:
         self.wrap = wrap  # the engine made an array of the forward's result (a scalar)
         self.tensor = tensor  # a live tensor (read at every call)
         self.name = ""
-        self.alias: Var | None = None  # an identity view of this other value
         self.last = -1  # index of the last step that reads it
-        self.index = 0
 
 
 class Step:
     """One call of the plan: ``outs = fn(*args, **params)``."""
 
-    __slots__ = ("fn", "name", "args", "params", "variadic", "outs", "op", "view", "guard",
-                 "vars", "pvars")
+    __slots__ = ("fn", "name", "args", "params", "variadic", "outs", "op", "guard", "vars",
+                 "pvars")
 
     def __init__(self, fn: Callable[..., Any], name: str, args: list, params: dict,
                  variadic: bool, op: Any = None, pvars: list | None = None,
@@ -62,7 +60,6 @@ class Step:
         self.variadic = variadic
         self.outs: list[Var] = []
         self.op = op
-        self.view = False
         self.guard: bool | None = None  # a guard step: bool(args[0]) must be this
         self.pvars = pvars if pvars is not None else _vars_in(params, [])  # Vars in params
         if reads is None:  # every Var it reads (a fresh list: pruning resolves it in place)
@@ -95,12 +92,6 @@ def _map_vars(x: Any, fn: Callable[[Var], Any]) -> Any:
         return {k: _map_vars(v, fn) for k, v in x.items()}
     if tx is slice:
         return slice(_map_vars(x.start, fn), _map_vars(x.stop, fn), _map_vars(x.step, fn))
-    return x
-
-
-def _resolve(x: Any) -> Any:
-    while type(x) is Var and x.alias is not None:
-        x = x.alias
     return x
 
 

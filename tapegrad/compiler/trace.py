@@ -19,6 +19,8 @@ from ..tensor import Tensor, _make
 from .steps import Step, Var, _vars_in
 
 ndarray = np.ndarray
+_MUL, _DIV = np.multiply, np.true_divide
+_NO = object()
 
 #: The tapegrad package's directory, and this one's (``tapegrad/compiler/``).
 _PKG = __file__.rsplit("/", 2)[0]
@@ -86,6 +88,8 @@ class Tracer:
         self.lives: dict[int, Var] = {}
         self.args: list[Var] = []
         self.ops: dict[int, tuple] = {}  # id(OpInfo) -> what call needs of it (see _op)
+        self.seen: dict[Any, Step] = {}  # a call's key -> its step (see _repeat)
+        self.pkeys: dict[int, Any] = {}  # id(params dict) -> its key
 
     # ------------------------------------------------------------------ values
     def error(self, what: str, hint: str = "") -> CompileError:
@@ -181,26 +185,94 @@ class Tracer:
                                      "instead, or keep this function eager")
         if not reads:
             return result  # constants only: folded (the result is a constant)
-        step = Step(op[0], info.name, args, ps, op[1], info, pvars, reads)
-        if type(result) is Tensor:  # one output
+        fn = op[0]
+        if type(result) is not Tensor:
+            node = self._several(fn, info, op[1], args, ps, pvars, reads, result, out)
+        else:  # one output (the common case, inline)
             d = result._data
-            v = Var("step", d, step, 0, type(out) is not ndarray)
-            step.outs.append(v)
+            v = None
+            if op[2] and type(args[0]) is Var and _is_identity(arrays[0], d):
+                v = args[0]  # an identity view (x.reshape(x.shape)): x itself
+            elif (fn is _MUL or fn is _DIV) and len(reads) == 1 and not ps:
+                v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
+            key = None
+            if v is None:
+                key, first = self._repeat(fn, args, ps, pvars)
+                if first is not None:  # the same call again (a vjp recomputing out * out)
+                    v = first.outs[0]
+            if v is None:
+                step = Step(fn, info.name, args, ps, op[1], info, pvars, reads)
+                v = Var("step", d, step, 0, type(out) is not ndarray)
+                step.outs.append(v)
+                if key is not None:
+                    self.seen[key] = step
+                self.steps.append(step)
             ids[id(d)] = v
             self.keep.append(d)
             if type(out) is ndarray and out is not d:
                 self._bind(out, v)
-            if op[2] and type(args[0]) is Var:
-                step.view = _is_identity(arrays[0], d)
             node = result._node
-        else:
-            node = self._outs(step, arrays, result, out, op[2])
-        self.steps.append(step)
         if node is not None:
             rec = node.record if type(node) is Part else node
             if type(rec) is Record and rec.saved is not None and rec.saved is not arrays:
                 self._saved(rec.saved, arrays, parents)
         return result
+
+    def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
+                 pvars: list, reads: list, result: Any, out: Any) -> Any:
+        """:meth:`call`'s outputs when the result is not one Tensor (a tuple of them);
+        the first output's node."""
+        outs = result if isinstance(result, tuple) else (result,)
+        raws = out if isinstance(out, tuple) else (out,)
+        key, first = self._repeat(fn, args, ps, pvars)
+        if first is not None:
+            vs = first.outs
+        else:
+            step = Step(fn, info.name, args, ps, variadic, info, pvars, reads)
+            for k in range(len(outs)):
+                step.outs.append(Var("step", outs[k]._data, step, k,
+                                     wrap=type(raws[k]) is not ndarray))
+            vs = step.outs
+            self._add(step, key)
+        for t, raw, v in zip(outs, raws, vs, strict=True):
+            self._bind(t._data, v)
+            if type(raw) is ndarray and raw is not t._data:
+                self._bind(raw, v)
+        return outs[0]._node
+
+    def _repeat(self, fn: Any, args: list, params: Any, pvars: list) -> tuple[Any, Any]:
+        """The key of a call (values by identity; None when a constant has none), and
+        the step that made the same call before (its outputs are this call's), or None.
+
+        The ids in a key stay valid: the first step with that key holds its objects
+        alive, and so does the tracer the params dicts whose keys it keeps by id.
+        """
+        if pvars:
+            pkey = _key(params)
+        else:  # params dicts are often shared (an op's defaults): keyed once
+            pkey = self.pkeys.get(id(params), _NO)
+            if pkey is _NO:
+                pkey = self.pkeys[id(params)] = _key(params)
+                self.keep.append(params)
+        if pkey is None:
+            return None, None
+        key = [id(fn), pkey]
+        for a in args:
+            if type(a) is Var:
+                key.append(a)  # (hashed by identity)
+            else:
+                k = _key(a)
+                if k is None:
+                    return None, None
+                key.append(k)
+        key = tuple(key)
+        return key, self.seen.get(key)
+
+    def _add(self, step: Step, key: Any) -> None:
+        """Append a step (known by ``key`` to later repeats of its call)."""
+        if key is not None:
+            self.seen[key] = step
+        self.steps.append(step)
 
     def _op(self, info: Any) -> tuple:
         """What the tracer needs of an op, decided once per trace: ``(forward,
@@ -215,21 +287,6 @@ class Tracer:
         op = self.ops[id(info)] = (info.definition.forward, info.variadic,
                                    info.name in _VIEW_OPS, info.name == "getitem")
         return op
-
-    def _outs(self, step: Step, arrays: list, result: Any, out: Any, view: bool) -> Any:
-        """The outputs of a step whose result is not one Tensor (a tuple of them); the
-        first output's node."""
-        outs = result if isinstance(result, tuple) else (result,)
-        raws = out if isinstance(out, tuple) else (out,)
-        for k, (t, raw) in enumerate(zip(outs, raws, strict=True)):
-            v = Var("step", t._data, step, k, wrap=type(raw) is not ndarray)
-            step.outs.append(v)
-            self._bind(t._data, v)
-            if type(raw) is ndarray and raw is not t._data:
-                self._bind(raw, v)
-        if view and len(outs) == 1 and type(step.args[0]) is Var:
-            step.view = _is_identity(arrays[0], outs[0]._data)
-        return outs[0]._node
 
     def _saved(self, saved: Any, arrays: list, parents: list) -> None:
         """Copies the engine saved of traced inputs (protect.py) stand for those inputs."""
@@ -264,14 +321,18 @@ class Tracer:
             raise self.error(f"np.{name} on a traced value returned a Python "
                              f"{type(raws[0]).__name__}, a value leaving for Python")
         step = Step(func, name, list(margs), mkw, False, None)
+        datas = [raw if type(raw) is ndarray else np.asarray(raw) for raw in raws]
+        key, first = self._repeat(func, step.args, mkw, step.pvars)
+        if first is None:
+            for k, raw in enumerate(raws):
+                step.outs.append(Var("step", datas[k], step, k,
+                                     wrap=type(raw) is not ndarray))
+            self._add(step, key)
+        vs = step.outs if first is None else first.outs
         outs = []
-        for k, raw in enumerate(raws):
-            data = raw if type(raw) is ndarray else np.asarray(raw)
-            v = Var("step", data, step, k, wrap=type(raw) is not ndarray)
-            step.outs.append(v)
+        for data, v in zip(datas, vs, strict=True):
             self._bind(data, v)
             outs.append(_make(data, None))
-        self.steps.append(step)
         return (tuple(outs) if type(res) is tuple else type(res)(*outs)) if multi else outs[0]
 
     def escape(self, t: Any, what: str) -> None:
@@ -299,10 +360,11 @@ class Tracer:
         if type(src) is Var:  # a copy of a traced value: a step of the plan
             step = Step(np.array, "array", [src], {"dtype": t._data.dtype, "copy": True},
                         False)
-            v = Var("step", t._data, step)
-            step.outs.append(v)
-            self._bind(t._data, v)
-            self.steps.append(step)
+            key, first = self._repeat(np.array, step.args, step.params, step.pvars)
+            if first is None:
+                step.outs.append(Var("step", t._data, step))
+                self._add(step, key)
+            self._bind(t._data, step.outs[0] if first is None else first.outs[0])
 
 
 # The engine's files that call the tracer's hooks; with this package's, skipped when
@@ -320,6 +382,44 @@ def _in_rule() -> bool:
                              or f.f_code.co_filename.startswith(_HERE)):
         f = f.f_back
     return f is not None and f.f_code.co_filename.startswith(_PKG)
+
+
+def _times_one(fn: Any, args: list, out: Any) -> Var | None:
+    """``x`` for a call ``fn(*args)`` computing ``x * 1`` or ``x / 1`` (``fn`` is
+    ``np.multiply`` or ``np.true_divide``) that leaves ``x`` as it is (its shape and
+    dtype; ``out`` the result), else None."""
+    if len(args) != 2 or type(out) is not ndarray:
+        return None
+    pairs = ((args[0], args[1]), (args[1], args[0])) if fn is _MUL else ((args[0], args[1]),)
+    for a, b in pairs:
+        if type(a) is Var and type(b) is not Var and a.shape == out.shape \
+                and a.dtype == out.dtype:
+            if type(b) in (int, float) and b == 1:
+                return a
+            if type(b) is ndarray and b.ndim <= out.ndim and b.dtype.kind in "fc" \
+                    and np.all(b == 1):
+                return a
+    return None
+
+
+def _key(x: Any) -> Any:
+    """A hashable key for a call's argument or params (values by identity), or None."""
+    tx = type(x)
+    if tx is Var:
+        return ("v", id(x))
+    if tx is tuple or tx is list:
+        items = tuple(_key(v) for v in x)
+        return None if None in items else (tx.__name__, items)
+    if tx is dict:
+        items = tuple((k, _key(v)) for k, v in x.items())
+        return None if any(v is None for _, v in items) else ("d", items)
+    if tx is slice:
+        return _key(("slice", x.start, x.stop, x.step))
+    if x is None or tx in (bool, int, float, complex, str):
+        return (tx.__name__, x)
+    if isinstance(x, np.dtype):
+        return ("dtype", x.str)
+    return ("id", id(x))  # arrays and other constants: by identity
 
 
 def _has_mask(pvars: list) -> bool:
