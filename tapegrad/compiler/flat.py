@@ -38,7 +38,7 @@ def _flat(plan: Program) -> Callable[..., Any]:
             r[k] = d
         for kind, fn, ins, kw, out, extra in prog:
             if kind == 0:
-                r[out] = fn(r[ins[0]], r[ins[1]])
+                r[out] = fn(r[ins], r[kw])
             elif kind == 1:
                 r[out] = fn(r[ins])
             elif kind == 2:
@@ -68,9 +68,10 @@ def _assemble(plan: Program) -> tuple[list, list, list, list]:
     tensors to read, one instruction per step, and where each output comes from.
 
     An instruction is ``(kind, fn, ins, kw, out, extra)``: kind 0 a plain call of two
-    arguments (``ins`` their registers), 1 of one (``ins`` its register), 2 of any
-    number with params ``kw``, all with one output; kind 3 any other call; kind 4 a
-    guard (``bool(r[ins])`` must be ``kw``). Built once per plan: plain loops.
+    arguments (``ins`` and ``kw`` their registers), 1 of one (``ins`` its register), 2
+    of any number with params ``kw``, all with one output; kind 3 any other call;
+    kind 4 a guard (``bool(r[ins])`` must be ``kw``). Built once per plan, with plain
+    loops; the common kinds keep no list (the cyclic GC scans what a plan keeps).
     """
     slots: dict[Var, int] = {}
     regs0: list[Any] = []
@@ -111,7 +112,7 @@ def _assemble(plan: Program) -> tuple[list, list, list, list]:
             if s.params:
                 prog.append((2, s.fn, ins, s.params, outs[0], None))
             elif len(ins) == 2:
-                prog.append((0, s.fn, ins, None, outs[0], None))
+                prog.append((0, s.fn, ins[0], ins[1], outs[0], None))
             elif len(ins) == 1:
                 prog.append((1, s.fn, ins[0], None, outs[0], None))
             else:

@@ -4,7 +4,7 @@ arguments, and the exceptions a running plan raises."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,14 +22,12 @@ _VALUE_DTYPED = frozenset({"eig", "eigvals"})
 class Var:
     """A value the plan computes: an argument leaf, a step's output, or a live tensor."""
 
-    __slots__ = ("kind", "step", "k", "shape", "dtype", "wrap", "tensor", "name", "last",
-                 "nbytes")
+    __slots__ = ("kind", "fn", "shape", "dtype", "wrap", "tensor", "name", "last", "nbytes")
 
-    def __init__(self, kind: str, data: Any, step: Step | None = None, k: int = 0,
+    def __init__(self, kind: str, data: Any, fn: Callable[..., Any] | None = None,
                  wrap: bool = False, tensor: Tensor | None = None) -> None:
         self.kind = kind  # "arg", "step" or "live"
-        self.step = step
-        self.k = k
+        self.fn = fn  # the function of the step computing it (not the step: no cycle)
         if type(data) is ndarray:  # (nearly always: no getattr with a default)
             self.shape = data.shape
             self.dtype = data.dtype
@@ -51,7 +49,7 @@ class Step:
                  "pvars")
 
     def __init__(self, fn: Callable[..., Any], name: str, args: list, params: dict,
-                 variadic: bool, op: Any = None, pvars: list | None = None,
+                 variadic: bool, op: Any = None, pvars: Sequence | None = None,
                  reads: list | None = None) -> None:
         self.fn = fn
         self.name = name
@@ -62,8 +60,9 @@ class Step:
         self.op = op
         self.guard: bool | None = None  # a guard step: bool(args[0]) must be this
         self.pvars = pvars if pvars is not None else _vars_in(params, [])  # Vars in params
-        if reads is None:  # every Var it reads (a fresh list: pruning resolves it in place)
-            reads = [a for a in args if type(a) is Var] + self.pvars
+        if reads is None:  # every Var it reads (``args`` itself when they all are Vars)
+            reads = [a for a in args if type(a) is Var]
+            reads += self.pvars
         self.vars = reads
 
 

@@ -21,6 +21,7 @@ from .steps import Step, Var, _vars_in
 ndarray = np.ndarray
 _MUL, _DIV = np.multiply, np.true_divide
 _NO = object()
+_NONE: tuple = ()  # a step's params without traced values
 
 #: The tapegrad package's directory, and this one's (``tapegrad/compiler/``).
 _PKG = __file__.rsplit("/", 2)[0]
@@ -161,30 +162,30 @@ class Tracer:
             op = self._op(info)
         ids = self.ids
         args = []
-        reads = []
+        n_vars = 0
         for a, n in zip(arrays, parents, strict=False):  # (same lengths)
             v = ids.get(id(a))
             if v is None:
                 v = self.ref(a, n)  # a live tensor f closes over, or a constant
-                if type(v) is not Var:
-                    args.append(v)
-                    continue
+                n_vars += type(v) is Var
+            else:
+                n_vars += 1
             args.append(v)
-            reads.append(v)
         if params is info.params or not params:  # the defaults: never traced values
-            ps, pvars = params, []
+            ps, pvars = params, _NONE
         else:
             ps = self.ref(params)
             pvars = _vars_in(ps, [])
-            if pvars:
-                reads += pvars
-                if op[3] and _has_mask(pvars):
-                    raise self.error("indexing with a boolean mask computed from traced "
-                                     "values", "The result's shape depends on the values. "
-                                     "Use tg.ops.where(mask, x, 0) (or multiply by the mask) "
-                                     "instead, or keep this function eager")
-        if not reads:
+            if op[3] and _has_mask(pvars):
+                raise self.error("indexing with a boolean mask computed from traced "
+                                 "values", "The result's shape depends on the values. "
+                                 "Use tg.ops.where(mask, x, 0) (or multiply by the mask) "
+                                 "instead, or keep this function eager")
+        if not n_vars and not pvars:
             return result  # constants only: folded (the result is a constant)
+        # What the step reads: its arguments themselves when they are all traced (the
+        # lists a plan keeps alive are all scanned by the cyclic GC: one fewer a step).
+        reads = args if n_vars == len(args) and not pvars else _reads(args, pvars)
         fn = op[0]
         if type(result) is not Tensor:
             node = self._several(fn, info, op[1], args, ps, pvars, reads, result, out)
@@ -193,7 +194,7 @@ class Tracer:
             v = None
             if op[2] and type(args[0]) is Var and _is_identity(arrays[0], d):
                 v = args[0]  # an identity view (x.reshape(x.shape)): x itself
-            elif (fn is _MUL or fn is _DIV) and len(reads) == 1 and not ps:
+            elif (fn is _MUL or fn is _DIV) and n_vars == 1 and not ps:
                 v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
             key = None
             if v is None:
@@ -202,7 +203,7 @@ class Tracer:
                     v = first.outs[0]
             if v is None:
                 step = Step(fn, info.name, args, ps, op[1], info, pvars, reads)
-                v = Var("step", d, step, 0, type(out) is not ndarray)
+                v = Var("step", d, fn, type(out) is not ndarray)
                 step.outs.append(v)
                 if key is not None:
                     self.seen[key] = step
@@ -230,7 +231,7 @@ class Tracer:
         else:
             step = Step(fn, info.name, args, ps, variadic, info, pvars, reads)
             for k in range(len(outs)):
-                step.outs.append(Var("step", outs[k]._data, step, k,
+                step.outs.append(Var("step", outs[k]._data, fn,
                                      wrap=type(raws[k]) is not ndarray))
             vs = step.outs
             self._add(step, key)
@@ -325,7 +326,7 @@ class Tracer:
         key, first = self._repeat(func, step.args, mkw, step.pvars)
         if first is None:
             for k, raw in enumerate(raws):
-                step.outs.append(Var("step", datas[k], step, k,
+                step.outs.append(Var("step", datas[k], func,
                                      wrap=type(raw) is not ndarray))
             self._add(step, key)
         vs = step.outs if first is None else first.outs
@@ -362,7 +363,7 @@ class Tracer:
                         False)
             key, first = self._repeat(np.array, step.args, step.params, step.pvars)
             if first is None:
-                step.outs.append(Var("step", t._data, step))
+                step.outs.append(Var("step", t._data, np.array))
                 self._add(step, key)
             self._bind(t._data, step.outs[0] if first is None else first.outs[0])
 
@@ -420,6 +421,13 @@ def _key(x: Any) -> Any:
     if isinstance(x, np.dtype):
         return ("dtype", x.str)
     return ("id", id(x))  # arrays and other constants: by identity
+
+
+def _reads(args: list, pvars: Any) -> list:
+    """The traced values a step reads: in its arguments, then in its params."""
+    reads = [a for a in args if type(a) is Var]
+    reads += pvars
+    return reads
 
 
 def _has_mask(pvars: list) -> bool:
