@@ -119,39 +119,15 @@ class Compiled:
     # ------------------------------------------------------------------ tracing
     def _trace(self, key: Any, args: tuple, kwargs: dict) -> Plan:
         name = getattr(self.fn, "__name__", "f")
-        tr = Tracer(name)
-        leaves, d = tree.flatten([*args, kwargs])  # (a list ending with a dict: a node)
-        pos_names, _ = _arg_names(self.fn, args, kwargs)
-        paths = d.paths()
-        new_leaves, names = [], []
-        for x, path in zip(leaves, paths, strict=True):
-            a = _classify(x)
-            if a is _STATIC:
-                new_leaves.append(x)
-                continue
-            new_leaves.append(tr.arg(np.array(a, copy=True)))
-            names.append(_leaf_name(path, pos_names))
-        *targs, tkwargs = tree.unflatten(d, new_leaves)
-        if not HOOKED:
-            raise CompileError("tg.compile needs an engine that hands op calls to a tracer "
-                               "(STATE.thread.trace): this tapegrad's core has none")
-        prev = tracer()
         # The collector paused while tracing and building the plan: everything they
         # allocate stays alive until the plan is built (the tracer keeps every array
         # and node), so a collection then only scans it in vain, and a full one (when
         # it comes) scans the whole process too: it cost 20-55 ms of a 2000-op trace.
+        # (Resumed once _build has returned: its tracer is gone by then.)
         collecting = gc.isenabled()
         gc.disable()
         try:
-            with enable_grad(), Tape(persistent=True):
-                STATE.thread.trace = tr
-                try:
-                    out = self.fn(*targs, **tkwargs)
-                finally:
-                    STATE.thread.trace = prev
-            outs, out_def = tree.flatten(out)
-            refs = [tr.ref(o) if isinstance(o, (Tensor, ndarray)) else o for o in outs]
-            plan = Plan(tr, out_def, refs, names, name)
+            plan = self._build(name, args, kwargs)
         finally:
             if collecting:
                 gc.enable()
@@ -169,6 +145,35 @@ class Compiled:
                 "and every new one traces again. Pass varying numbers as arrays, pad "
                 "shapes to a few sizes, or keep the function eager"), stacklevel=3)
         return plan
+
+    def _build(self, name: str, args: tuple, kwargs: dict) -> Plan:
+        """Trace ``f`` on copies of the arguments' arrays, and build its plan."""
+        tr = Tracer(name)
+        leaves, d = tree.flatten([*args, kwargs])  # (a list ending with a dict: a node)
+        pos_names, _ = _arg_names(self.fn, args, kwargs)
+        paths = d.paths()
+        new_leaves, names = [], []
+        for x, path in zip(leaves, paths, strict=True):
+            a = _classify(x)
+            if a is _STATIC:
+                new_leaves.append(x)
+                continue
+            new_leaves.append(tr.arg(np.array(a, copy=True)))
+            names.append(_leaf_name(path, pos_names))
+        *targs, tkwargs = tree.unflatten(d, new_leaves)
+        if not HOOKED:
+            raise CompileError("tg.compile needs an engine that hands op calls to a tracer "
+                               "(STATE.thread.trace): this tapegrad's core has none")
+        prev = tracer()
+        with enable_grad(), Tape(persistent=True):
+            STATE.thread.trace = tr
+            try:
+                out = self.fn(*targs, **tkwargs)
+            finally:
+                STATE.thread.trace = prev
+        outs, out_def = tree.flatten(out)
+        refs = [tr.ref(o) if isinstance(o, (Tensor, ndarray)) else o for o in outs]
+        return Plan(tr, out_def, refs, names, name)
 
     # ------------------------------------------------------------------ inspection
     @property
