@@ -20,7 +20,6 @@ from .steps import Step, Var, _vars_in
 
 ndarray = np.ndarray
 _MUL, _DIV = np.multiply, np.true_divide
-_NO = object()
 _NONE: tuple = ()  # a step's params without traced values
 
 #: The tapegrad package's directory, and this one's (``tapegrad/compiler/``).
@@ -89,8 +88,7 @@ class Tracer:
         self.lives: dict[int, Var] = {}
         self.args: list[Var] = []
         self.ops: dict[int, tuple] = {}  # id(OpInfo) -> what call needs of it (see _op)
-        self.seen: dict[Any, Step] = {}  # a call's key -> its step (see _repeat)
-        self.pkeys: dict[int, Any] = {}  # id(params dict) -> its key
+        self.uses: dict[Var, list[Step]] = {}  # a value -> the steps reading it first
 
     # ------------------------------------------------------------------ values
     def error(self, what: str, hint: str = "") -> CompileError:
@@ -196,18 +194,15 @@ class Tracer:
                 v = args[0]  # an identity view (x.reshape(x.shape)): x itself
             elif (fn is _MUL or fn is _DIV) and n_vars == 1 and not ps:
                 v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
-            key = None
             if v is None:
-                key, first = self._repeat(fn, args, ps, pvars)
+                first = self._repeat(fn, args, ps, reads[0])
                 if first is not None:  # the same call again (a vjp recomputing out * out)
                     v = first.outs[0]
             if v is None:
                 step = Step(fn, info.name, args, ps, op[1], info, pvars, reads)
                 v = Var("step", d, fn, type(out) is not ndarray)
                 step.outs.append(v)
-                if key is not None:
-                    self.seen[key] = step
-                self.steps.append(step)
+                self._add(step, reads[0])
             ids[id(d)] = v
             self.keep.append(d)
             if type(out) is ndarray and out is not d:
@@ -225,7 +220,7 @@ class Tracer:
         the first output's node."""
         outs = result if isinstance(result, tuple) else (result,)
         raws = out if isinstance(out, tuple) else (out,)
-        key, first = self._repeat(fn, args, ps, pvars)
+        first = self._repeat(fn, args, ps, reads[0])
         if first is not None:
             vs = first.outs
         else:
@@ -234,45 +229,34 @@ class Tracer:
                 step.outs.append(Var("step", outs[k]._data, fn,
                                      wrap=type(raws[k]) is not ndarray))
             vs = step.outs
-            self._add(step, key)
+            self._add(step, reads[0])
         for t, raw, v in zip(outs, raws, vs, strict=True):
             self._bind(t._data, v)
             if type(raw) is ndarray and raw is not t._data:
                 self._bind(raw, v)
         return outs[0]._node
 
-    def _repeat(self, fn: Any, args: list, params: Any, pvars: list) -> tuple[Any, Any]:
-        """The key of a call (values by identity; None when a constant has none), and
-        the step that made the same call before (its outputs are this call's), or None.
+    def _repeat(self, fn: Any, args: list, params: Any, anchor: Var) -> Step | None:
+        """The step that made this call before (the same function on the same values,
+        constants and params: its outputs are this call's), or None.
 
-        The ids in a key stay valid: the first step with that key holds its objects
-        alive, and so does the tracer the params dicts whose keys it keeps by id.
+        ``anchor`` is the first traced value the call reads: the candidates are the
+        steps registered under it (:meth:`_add`), a few at most.
         """
-        if pvars:
-            pkey = _key(params)
-        else:  # params dicts are often shared (an op's defaults): keyed once
-            pkey = self.pkeys.get(id(params), _NO)
-            if pkey is _NO:
-                pkey = self.pkeys[id(params)] = _key(params)
-                self.keep.append(params)
-        if pkey is None:
-            return None, None
-        key = [id(fn), pkey]
-        for a in args:
-            if type(a) is Var:
-                key.append(a)  # (hashed by identity)
-            else:
-                k = _key(a)
-                if k is None:
-                    return None, None
-                key.append(k)
-        key = tuple(key)
-        return key, self.seen.get(key)
+        steps = self.uses.get(anchor)
+        if steps is not None:
+            for s in steps:
+                if s.fn is fn and _same_call(s, args, params):
+                    return s
+        return None
 
-    def _add(self, step: Step, key: Any) -> None:
-        """Append a step (known by ``key`` to later repeats of its call)."""
-        if key is not None:
-            self.seen[key] = step
+    def _add(self, step: Step, anchor: Var) -> None:
+        """Append a step, known under ``anchor`` (its first value) to :meth:`_repeat`."""
+        steps = self.uses.get(anchor)
+        if steps is None:
+            self.uses[anchor] = [step]
+        else:
+            steps.append(step)
         self.steps.append(step)
 
     def _op(self, info: Any) -> tuple:
@@ -323,12 +307,13 @@ class Tracer:
                              f"{type(raws[0]).__name__}, a value leaving for Python")
         step = Step(func, name, list(margs), mkw, False, None)
         datas = [raw if type(raw) is ndarray else np.asarray(raw) for raw in raws]
-        key, first = self._repeat(func, step.args, mkw, step.pvars)
+        anchor = _vars_in((step.args, mkw), [])[0]
+        first = self._repeat(func, step.args, mkw, anchor)
         if first is None:
             for k, raw in enumerate(raws):
                 step.outs.append(Var("step", datas[k], func,
                                      wrap=type(raw) is not ndarray))
-            self._add(step, key)
+            self._add(step, anchor)
         vs = step.outs if first is None else first.outs
         outs = []
         for data, v in zip(datas, vs, strict=True):
@@ -361,10 +346,10 @@ class Tracer:
         if type(src) is Var:  # a copy of a traced value: a step of the plan
             step = Step(np.array, "array", [src], {"dtype": t._data.dtype, "copy": True},
                         False)
-            key, first = self._repeat(np.array, step.args, step.params, step.pvars)
+            first = self._repeat(np.array, step.args, step.params, src)
             if first is None:
                 step.outs.append(Var("step", t._data, np.array))
-                self._add(step, key)
+                self._add(step, src)
             self._bind(t._data, step.outs[0] if first is None else first.outs[0])
 
 
@@ -401,6 +386,17 @@ def _times_one(fn: Any, args: list, out: Any) -> Var | None:
                     and np.all(b == 1):
                 return a
     return None
+
+
+def _same_call(s: Step, args: list, params: Any) -> bool:
+    """Whether ``s`` was called with these arguments and params: the same values, and
+    equal constants (arrays and other objects by identity: both are alive)."""
+    if len(s.args) != len(args):
+        return False
+    for a, b in zip(s.args, args, strict=True):
+        if a is not b and (type(a) is Var or type(b) is Var or _key(a) != _key(b)):
+            return False
+    return s.params is params or _key(s.params) == _key(params)
 
 
 def _key(x: Any) -> Any:
