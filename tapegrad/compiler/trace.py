@@ -383,8 +383,8 @@ def _times_one(fn: Any, args: list, out: Any) -> Var | None:
             if type(b) in (int, float) and b == 1:
                 return a
             if type(b) is ndarray and b.ndim <= out.ndim and b.dtype.kind in "fc" \
-                    and np.all(b == 1):
-                return a
+                    and (b.size == 0 or b.item(0) == 1) and np.all(b == 1):
+                return a  # (its first element tells most arrays apart: cheaper)
     return None
 
 
