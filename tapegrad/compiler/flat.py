@@ -104,7 +104,11 @@ def _assemble(plan: Program) -> tuple[list, list, list, list]:
             outs.append(len(regs0))
             slots[v] = len(regs0)
             regs0.append(None)
-        frees = _frees(s, i, slots, outputs)
+        frees = None
+        for v in s.vars:  # (_frees only for a step reading a large value)
+            if v.nbytes >= FREE_BYTES:
+                frees = _frees(s, i, slots, outputs)
+                break
         checks = tuple((o, v.dtype) for o, v in zip(outs, s.outs, strict=True)) \
             if s.name in _VALUE_DTYPED and s.op is not None else None
         if (len(outs) == 1 and not s.variadic and not s.pvars and not s.outs[0].wrap
