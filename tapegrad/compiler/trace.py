@@ -163,11 +163,13 @@ class Tracer:
         n_vars = 0
         for a, n in zip(arrays, parents, strict=False):  # (same lengths)
             v = ids.get(id(a))
-            if v is None:
+            if v is not None:
+                n_vars += 1
+            elif n is None and (type(a) is ndarray or type(a) is float):
+                v = a  # a constant (the common ones, without a call)
+            else:
                 v = self.ref(a, n)  # a live tensor f closes over, or a constant
                 n_vars += type(v) is Var
-            else:
-                n_vars += 1
             args.append(v)
         if params is info.params or not params:  # the defaults: never traced values
             ps, pvars = params, _NONE
