@@ -192,7 +192,7 @@ class Tracer:
         else:  # one output (the common case, inline)
             d = result._data
             v = None
-            if op[2] and type(args[0]) is Var and _is_identity(arrays[0], d):
+            if op[2] and args and type(args[0]) is Var and _is_identity(arrays[0], d):
                 v = args[0]  # an identity view (x.reshape(x.shape)): x itself
             elif (fn is _MUL or fn is _DIV) and n_vars == 1 and not ps:
                 v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
@@ -402,16 +402,15 @@ def _same_call(s: Step, args: list, params: Any) -> bool:
 
 
 def _key(x: Any) -> Any:
-    """A hashable key for a call's argument or params (values by identity), or None."""
+    """A key comparing a call's constant argument or params (values and arrays by
+    identity, numbers by type and value)."""
     tx = type(x)
     if tx is Var:
         return ("v", id(x))
     if tx is tuple or tx is list:
-        items = tuple(_key(v) for v in x)
-        return None if None in items else (tx.__name__, items)
+        return (tx.__name__, tuple(_key(v) for v in x))
     if tx is dict:
-        items = tuple((k, _key(v)) for k, v in x.items())
-        return None if any(v is None for _, v in items) else ("d", items)
+        return ("d", tuple((k, _key(v)) for k, v in x.items()))
     if tx is slice:
         return _key(("slice", x.start, x.stop, x.step))
     if x is None or tx in (bool, int, float, complex, str):
