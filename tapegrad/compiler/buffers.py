@@ -53,7 +53,7 @@ class _Buffers:
             return None
         out = s.outs[0]
         for a in s.args:
-            if (type(a) is Var and a.kind == "step" and isinstance(a.step.fn, np.ufunc)
+            if (type(a) is Var and a.kind == "step" and isinstance(a.fn, np.ufunc)
                     and a.shape == out.shape and a.dtype == out.dtype
                     and a.nbytes >= REUSE_BYTES and not out.wrap):
                 g = self.find(id(a))

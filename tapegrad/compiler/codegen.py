@@ -15,7 +15,7 @@ import numpy as np
 from ..tensor import Tensor
 from .buffers import _Buffers
 from .emit import _BINARY, _UNARY, _Emitter, _Namer, _out_expr, _tree_expr
-from .steps import _VALUE_DTYPED, Program, Step, Var, _Guard, _resolve, _Stale
+from .steps import _VALUE_DTYPED, Program, Step, Var, _Guard, _Stale
 
 ndarray = np.ndarray
 
@@ -43,7 +43,7 @@ def _generate(plan: Program) -> tuple[str, dict, str]:
         lines.append(f"    {v.name} = {tname}._data  # a tensor f reads: its value now")
         lines.append(f"    if {v.name}.shape != {shape} or {v.name}.dtype != {dtype}:")
         lines.append("        raise _Stale")
-    outputs = {id(_resolve(r)) for r in plan.out_refs if type(r) is Var}
+    outputs = {id(r) for r in plan.out_refs if type(r) is Var}
     reuse = _Buffers(plan.steps, outputs)
     counter = 0
     for i, s in enumerate(plan.steps):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from .steps import Var, _resolve
+from .steps import Var
 
 ndarray = np.ndarray
 
@@ -86,7 +86,7 @@ class _Emitter:
     def expr(self, x: Any) -> str:
         tx = type(x)
         if tx is Var:
-            return _resolve(x).name
+            return x.name
         if tx in _LITERAL_TYPES:
             return repr(x)
         if tx is float:
@@ -107,7 +107,7 @@ class _Emitter:
 
 def _out_expr(r: Any, em: _Emitter) -> str:
     if type(r) is Var:
-        return _resolve(r).name
+        return r.name
     if type(r) is ndarray:
         return f"{em.const(r)}.copy()"  # the caller may write into it; the plan keeps it
     return em.expr(r)

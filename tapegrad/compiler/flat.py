@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from .steps import _VALUE_DTYPED, Program, Var, _Guard, _map_vars, _resolve, _Stale
+from .steps import _VALUE_DTYPED, Program, Var, _Guard, _map_vars, _Stale
 
 ndarray = np.ndarray
 
@@ -38,8 +38,12 @@ def _flat(plan: Program) -> Callable[..., Any]:
             r[k] = d
         for kind, fn, ins, kw, out, extra in prog:
             if kind == 0:
-                r[out] = fn(*[r[i] for i in ins], **kw)
+                r[out] = fn(r[ins], r[kw])
             elif kind == 1:
+                r[out] = fn(r[ins])
+            elif kind == 2:
+                r[out] = fn(*[r[i] for i in ins], **kw)
+            elif kind == 3:
                 variadic, wraps, checks, frees = extra
                 args = [[r[i] for i in ins]] if variadic else [r[i] for i in ins]
                 res = fn(*args, **(kw(r) if callable(kw) else kw))
@@ -63,49 +67,77 @@ def _assemble(plan: Program) -> tuple[list, list, list, list]:
     """The flat loop's program: the initial registers (constants in place), the live
     tensors to read, one instruction per step, and where each output comes from.
 
-    An instruction is ``(kind, fn, ins, kw, out, extra)``: kind 0 a plain call with one
-    output, kind 1 any other call, kind 2 a guard (``bool(r[ins])`` must be ``kw``).
+    An instruction is ``(kind, fn, ins, kw, out, extra)``: kind 0 a plain call of two
+    arguments (``ins`` and ``kw`` their registers), 1 of one (``ins`` its register), 2
+    of any number with params ``kw``, all with one output; kind 3 any other call;
+    kind 4 a guard (``bool(r[ins])`` must be ``kw``). Built once per plan, with plain
+    loops; the common kinds keep no list (the cyclic GC scans what a plan keeps).
     """
-    slots: dict[int, int] = {}
+    slots: dict[Var, int] = {}
     regs0: list[Any] = []
-
-    def new(v: Var | None = None) -> int:
-        regs0.append(None)
-        if v is not None:
-            slots[id(v)] = len(regs0) - 1
-        return len(regs0) - 1
-
-    def reg(x: Any) -> int:
-        if type(x) is Var:
-            return slots[id(_resolve(x))]
-        regs0.append(x)
-        return len(regs0) - 1
-
     for v in plan.args:
-        new(v)
-    lives = [(new(v), v.tensor, v.shape, v.dtype) for v in plan.lives]
-    outputs = {id(_resolve(r)) for r in plan.out_refs if type(r) is Var}
+        slots[v] = len(regs0)
+        regs0.append(None)
+    lives = []
+    for v in plan.lives:
+        lives.append((len(regs0), v.tensor, v.shape, v.dtype))
+        slots[v] = len(regs0)
+        regs0.append(None)
+    outputs = set()
+    for x in plan.out_refs:
+        if type(x) is Var:
+            outputs.add(x)
     prog: list[tuple] = []
     for i, s in enumerate(plan.steps):
+        ins = []
+        for a in s.args:
+            if type(a) is Var:
+                ins.append(slots[a])
+            else:  # a constant: in its own register
+                ins.append(len(regs0))
+                regs0.append(a)
         if s.guard is not None:
-            prog.append((2, bool, reg(s.args[0]), s.guard, None, None))
+            prog.append((4, bool, ins[0], s.guard, None, None))
             continue
-        ins = tuple(reg(a) for a in s.args)
-        outs = tuple(new(v) for v in s.outs)
-        frees = tuple(slots[id(v)] for v in dict.fromkeys(s.vars)
-                      if v.last == i and v.kind == "step" and v.nbytes >= FREE_BYTES
-                      and id(v) not in outputs) or None
+        outs = []
+        for v in s.outs:
+            outs.append(len(regs0))
+            slots[v] = len(regs0)
+            regs0.append(None)
+        frees = None
+        for v in s.vars:  # (_frees only for a step reading a large value)
+            if v.nbytes >= FREE_BYTES:
+                frees = _frees(s, i, slots, outputs)
+                break
         checks = tuple((o, v.dtype) for o, v in zip(outs, s.outs, strict=True)) \
             if s.name in _VALUE_DTYPED and s.op is not None else None
         if (len(outs) == 1 and not s.variadic and not s.pvars and not s.outs[0].wrap
                 and frees is None and checks is None):
-            prog.append((0, s.fn, ins, s.params or {}, outs[0], None))
+            if s.params:
+                prog.append((2, s.fn, ins, s.params, outs[0], None))
+            elif len(ins) == 2:
+                prog.append((0, s.fn, ins[0], ins[1], outs[0], None))
+            elif len(ins) == 1:
+                prog.append((1, s.fn, ins[0], None, outs[0], None))
+            else:
+                prog.append((2, s.fn, ins, {}, outs[0], None))
         else:
             params = s.params or {}
-            kw = (lambda r, p=params: _map_vars(p, lambda x: r[slots[id(x)]])) \
+            kw = (lambda r, p=params: _map_vars(p, lambda x: r[slots[x]])) \
                 if s.pvars else params
             wraps = tuple(v.wrap for v in s.outs)
-            prog.append((1, s.fn, ins, kw, outs, (s.variadic, wraps, checks, frees)))
-    results = [(True, slots[id(_resolve(r))]) if type(r) is Var else (False, r)
-               for r in plan.out_refs]
+            prog.append((3, s.fn, ins, kw, outs, (s.variadic, wraps, checks, frees)))
+    results = [(True, slots[r]) if type(r) is Var else (False, r) for r in plan.out_refs]
     return regs0, lives, prog, results
+
+
+def _frees(s: Any, i: int, slots: dict, outputs: set) -> tuple | None:
+    """The registers of the large values step ``i`` (``s``) reads for the last time."""
+    frees = None
+    for v in s.vars:
+        if v.nbytes >= FREE_BYTES and v.last == i and v.kind == "step" and v not in outputs:
+            if frees is None:
+                frees = []
+            if slots[v] not in frees:
+                frees.append(slots[v])
+    return tuple(frees) if frees is not None else None

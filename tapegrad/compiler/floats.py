@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .emit import _BINARY, _Emitter, _Namer, _out_expr, _tree_expr
-from .steps import _VALUE_DTYPED, Program, Step, Var, _Guard, _resolve, _Stale
+from .steps import _VALUE_DTYPED, Program, Step, Var, _Guard, _Stale
 
 ndarray = np.ndarray
 
@@ -89,7 +89,6 @@ def _float_exprs(plan: Program, em: _Emitter) -> list[tuple[Step, str]] | None:
 def _operand(x: Any) -> str | None:
     """A step's argument as a float expression, or None."""
     if type(x) is Var:
-        x = _resolve(x)
         return x.name if _scalar(x) else None
     if type(x) in (ndarray, np.float64) and np.shape(x) == () and x.dtype == np.float64:
         x = float(x)
@@ -154,8 +153,8 @@ def _float_source(plan: Program, exprs: list[tuple[Step, str]], em: _Emitter,
             lines.append(f"        {s.outs[0].name} = {expr}")
     lines.append("    except (ArithmeticError, ValueError):")
     lines.append("        return _numpy_plan(*_args)")
-    leaves = [f"asarray({_resolve(r).name})" if _scalar(r) else
-              (_resolve(r).name if type(r) is Var else _out_expr(r, em))
+    leaves = [f"asarray({r.name})" if _scalar(r) else
+              (r.name if type(r) is Var else _out_expr(r, em))
               for r in plan.out_refs]
     lines.append(f"    return {_tree_expr(plan.out_def, iter(leaves), em)}")
     return "\n".join(lines) + "\n"

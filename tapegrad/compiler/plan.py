@@ -1,6 +1,6 @@
-"""Plans: a trace pruned (identity views, products by one and repeated calls aliased,
-unused steps dropped, each value's last use noted) and run by a flat loop at first,
-then by the straight-line code generated from it."""
+"""Plans: a trace pruned (unused steps dropped, each value's last use noted; the tracer
+already aliased identity views, products by one and repeated calls) and run by a flat
+loop at first, then by the straight-line code generated from it."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from .codegen import _generate
 from .emit import _exec
 from .flat import _flat
 from .floats import _generate_floats
-from .steps import Program, Step, Var, _map_vars, _resolve, _vars_in
+from .steps import Program, Step, Var, _vars_in
 from .trace import Tracer
 
 ndarray = np.ndarray
-_NO = object()
 
 
 class Plan(Program):
@@ -65,94 +64,23 @@ class Plan(Program):
 
 
 def _prune(steps: list[Step], out_refs: list) -> list[Step]:
-    """Alias identity views and repeated calls (the same function on the same values:
-    a vjp recomputing ``out * out``), drop the steps nothing needs, note each value's
-    last use."""
-    seen: dict[Any, Step] = {}
-    pkeys: dict[int, Any] = {}  # params dicts are often shared (an op's defaults)
-    for s in steps:
-        s.args = [_resolve(a) if type(a) is Var else a for a in s.args]
-        if s.pvars:
-            s.params = _map_vars(s.params, _resolve)
-            s.pvars = [_resolve(v) for v in s.pvars]
-        s.vars = [_resolve(v) for v in s.vars]
-        if s.view:
-            s.outs[0].alias = s.args[0]
-            continue
-        if s.guard is not None:
-            continue
-        same = _times_one(s)
-        if same is not None:  # x * 1 (a seed of ones, a 1.0 factor): x itself
-            s.outs[0].alias = same
-            s.view = True
-            continue
-        if s.pvars:
-            pkey = _key(s.params)
-        else:
-            pkey = pkeys.get(id(s.params), _NO)
-            if pkey is _NO:
-                pkey = pkeys[id(s.params)] = _key(s.params)
-        akey = tuple(("v", id(a)) if type(a) is Var else _key(a) for a in s.args)
-        if pkey is None or None in akey:
-            continue
-        key = (id(s.fn), akey, pkey)
-        first = seen.get(key)
-        if first is None:
-            seen[key] = s
-            continue
-        s.view = True  # a repeat: its outputs are the first call's
-        for v, w in zip(s.outs, first.outs, strict=True):
-            v.alias = w
-    needed: set[int] = {id(_resolve(v)) for v in _vars_in(out_refs, [])}
+    """The steps the outputs need (guards too), in order, each value's last use noted.
+
+    (The tracer already made identity views, products by one and repeated calls the
+    values they repeat: see ``Tracer.call``.)"""
+    needed: set[Var] = set(_vars_in(out_refs, []))
     kept = []
-    for s in reversed(steps):
-        if s.view or (s.guard is None and not any(id(v) in needed for v in s.outs)):
-            continue
+    for s in reversed(steps):  # (plain loops: this runs once per step)
+        if s.guard is None:
+            for v in s.outs:
+                if v in needed:
+                    break
+            else:
+                continue
         kept.append(s)
-        for v in s.vars:
-            needed.add(id(v))
+        needed.update(s.vars)
     kept.reverse()
-    for i, s in enumerate(kept):
-        for v in s.vars:
+    for i in range(len(kept)):
+        for v in kept[i].vars:
             v.last = i
     return kept
-
-
-def _times_one(s: Step) -> Var | None:
-    """``x`` for a step computing ``x * 1`` or ``x / 1`` that leaves ``x`` as it is (its
-    shape and dtype), else None."""
-    if (s.fn is not np.multiply and s.fn is not np.true_divide) or len(s.args) != 2 \
-            or s.params:
-        return None
-    out = s.outs[0]
-    pairs = ((s.args[0], s.args[1]), (s.args[1], s.args[0])) if s.fn is np.multiply \
-        else ((s.args[0], s.args[1]),)
-    for a, b in pairs:
-        if type(a) is Var and type(b) is not Var and a.shape == out.shape \
-                and a.dtype == out.dtype:
-            if type(b) in (int, float) and b == 1:
-                return a
-            if type(b) is ndarray and b.ndim <= len(out.shape) and b.dtype.kind in "fc" \
-                    and np.all(b == 1):
-                return a
-    return None
-
-
-def _key(x: Any) -> Any:
-    """A hashable key for a step's call (values by identity), or None."""
-    tx = type(x)
-    if tx is Var:
-        return ("v", id(x))
-    if tx is tuple or tx is list:
-        items = tuple(_key(v) for v in x)
-        return None if None in items else (tx.__name__, items)
-    if tx is dict:
-        items = tuple((k, _key(v)) for k, v in x.items())
-        return None if any(v is None for _, v in items) else ("d", items)
-    if tx is slice:
-        return _key(("slice", x.start, x.stop, x.step))
-    if x is None or tx in (bool, int, float, complex, str):
-        return (tx.__name__, x)
-    if isinstance(x, np.dtype):
-        return ("dtype", x.str)
-    return ("id", id(x))  # arrays and other constants: by identity

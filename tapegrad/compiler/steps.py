@@ -4,7 +4,7 @@ arguments, and the exceptions a running plan raises."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,33 +22,35 @@ _VALUE_DTYPED = frozenset({"eig", "eigvals"})
 class Var:
     """A value the plan computes: an argument leaf, a step's output, or a live tensor."""
 
-    __slots__ = ("kind", "index", "step", "k", "shape", "dtype", "wrap", "tensor", "name",
-                 "alias", "last", "nbytes")
+    __slots__ = ("kind", "fn", "shape", "dtype", "wrap", "tensor", "name", "last", "nbytes")
 
-    def __init__(self, kind: str, data: Any, step: Step | None = None, k: int = 0,
+    def __init__(self, kind: str, data: Any, fn: Callable[..., Any] | None = None,
                  wrap: bool = False, tensor: Tensor | None = None) -> None:
         self.kind = kind  # "arg", "step" or "live"
-        self.step = step
-        self.k = k
-        self.shape = getattr(data, "shape", ())
-        self.dtype = getattr(data, "dtype", None)
-        self.nbytes = getattr(data, "nbytes", 0)
+        self.fn = fn  # the function of the step computing it (not the step: no cycle)
+        if type(data) is ndarray:  # (nearly always: no getattr with a default)
+            self.shape = data.shape
+            self.dtype = data.dtype
+            self.nbytes = data.nbytes
+        else:
+            self.shape = getattr(data, "shape", ())
+            self.dtype = getattr(data, "dtype", None)
+            self.nbytes = getattr(data, "nbytes", 0)
         self.wrap = wrap  # the engine made an array of the forward's result (a scalar)
         self.tensor = tensor  # a live tensor (read at every call)
         self.name = ""
-        self.alias: Var | None = None  # an identity view of this other value
         self.last = -1  # index of the last step that reads it
-        self.index = 0
 
 
 class Step:
     """One call of the plan: ``outs = fn(*args, **params)``."""
 
-    __slots__ = ("fn", "name", "args", "params", "variadic", "outs", "op", "view", "guard",
-                 "vars", "pvars")
+    __slots__ = ("fn", "name", "args", "params", "variadic", "outs", "op", "guard", "vars",
+                 "pvars")
 
     def __init__(self, fn: Callable[..., Any], name: str, args: list, params: dict,
-                 variadic: bool, op: Any = None, pvars: list | None = None) -> None:
+                 variadic: bool, op: Any = None, pvars: Sequence | None = None,
+                 reads: list | None = None) -> None:
         self.fn = fn
         self.name = name
         self.args = args
@@ -56,10 +58,12 @@ class Step:
         self.variadic = variadic
         self.outs: list[Var] = []
         self.op = op
-        self.view = False
         self.guard: bool | None = None  # a guard step: bool(args[0]) must be this
         self.pvars = pvars if pvars is not None else _vars_in(params, [])  # Vars in params
-        self.vars = [a for a in args if type(a) is Var] + self.pvars  # every Var it reads
+        if reads is None:  # every Var it reads (``args`` itself when they all are Vars)
+            reads = [a for a in args if type(a) is Var]
+            reads += self.pvars
+        self.vars = reads
 
 
 def _vars_in(x: Any, out: list) -> list:
@@ -87,12 +91,6 @@ def _map_vars(x: Any, fn: Callable[[Var], Any]) -> Any:
         return {k: _map_vars(v, fn) for k, v in x.items()}
     if tx is slice:
         return slice(_map_vars(x.start, fn), _map_vars(x.stop, fn), _map_vars(x.step, fn))
-    return x
-
-
-def _resolve(x: Any) -> Any:
-    while type(x) is Var and x.alias is not None:
-        x = x.alias
     return x
 
 

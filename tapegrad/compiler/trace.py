@@ -19,6 +19,8 @@ from ..tensor import Tensor, _make
 from .steps import Step, Var, _vars_in
 
 ndarray = np.ndarray
+_MUL, _DIV = np.multiply, np.true_divide
+_NONE: tuple = ()  # a step's params without traced values
 
 #: The tapegrad package's directory, and this one's (``tapegrad/compiler/``).
 _PKG = __file__.rsplit("/", 2)[0]
@@ -85,6 +87,8 @@ class Tracer:
         self.mine: set[int] = set()  # ids of Tensors made while tracing
         self.lives: dict[int, Var] = {}
         self.args: list[Var] = []
+        self.ops: dict[int, tuple] = {}  # id(OpInfo) -> what call needs of it (see _op)
+        self.uses: dict[Var, list[Step]] = {}  # a value -> the steps reading it first
 
     # ------------------------------------------------------------------ values
     def error(self, what: str, hint: str = "") -> CompileError:
@@ -146,50 +150,134 @@ class Tracer:
     # ------------------------------------------------------------------ hooks
     def call(self, info: Any, arrays: list, parents: list, params: dict, out: Any,
              result: Any) -> Any:
-        """An op call (from the op caller), recorded as usual (``result``): a step too."""
+        """An op call (from the op caller), recorded as usual (``result``): a step too.
+
+        Runs for every op call of the trace (the backward's too): plain loops, and what
+        depends on the op alone decided once per op (:meth:`_op`).
+        """
+        op = self.ops.get(id(info))
+        if op is None:
+            op = self._op(info)
+        ids = self.ids
+        args = []
+        n_vars = 0
+        for a, n in zip(arrays, parents, strict=False):  # (same lengths)
+            v = ids.get(id(a))
+            if v is not None:
+                n_vars += 1
+            elif n is None and (type(a) is ndarray or type(a) is float):
+                v = a  # a constant (the common ones, without a call)
+            else:
+                v = self.ref(a, n)  # a live tensor f closes over, or a constant
+                n_vars += type(v) is Var
+            args.append(v)
+        if params is info.params or not params:  # the defaults: never traced values
+            ps, pvars = params, _NONE
+        else:
+            ps = self.ref(params)
+            pvars = _vars_in(ps, [])
+            if op[3] and _has_mask(pvars):
+                raise self.error("indexing with a boolean mask computed from traced "
+                                 "values", "The result's shape depends on the values. "
+                                 "Use tg.ops.where(mask, x, 0) (or multiply by the mask) "
+                                 "instead, or keep this function eager")
+        if not n_vars and not pvars:
+            return result  # constants only: folded (the result is a constant)
+        # What the step reads: its arguments themselves when they are all traced (the
+        # lists a plan keeps alive are all scanned by the cyclic GC: one fewer a step).
+        reads = args if n_vars == len(args) and not pvars else _reads(args, pvars)
+        fn = op[0]
+        if type(result) is not Tensor:
+            node = self._several(fn, info, op[1], args, ps, pvars, reads, result, out)
+        else:  # one output (the common case, inline)
+            d = result._data
+            v = None
+            if op[2] and args and type(args[0]) is Var and _is_identity(arrays[0], d):
+                v = args[0]  # an identity view (x.reshape(x.shape)): x itself
+            elif (fn is _MUL or fn is _DIV) and n_vars == 1 and not ps:
+                v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
+            if v is None:
+                first = self._repeat(fn, args, ps, reads[0])
+                if first is not None:  # the same call again (a vjp recomputing out * out)
+                    v = first.outs[0]
+            if v is None:
+                step = Step(fn, info.name, args, ps, op[1], info, pvars, reads)
+                v = Var("step", d, fn, type(out) is not ndarray)
+                step.outs.append(v)
+                self._add(step, reads[0])
+            ids[id(d)] = v
+            self.keep.append(d)
+            if type(out) is ndarray and out is not d:
+                self._bind(out, v)
+            node = result._node
+        if node is not None:
+            rec = node.record if type(node) is Part else node
+            if type(rec) is Record and rec.saved is not None and rec.saved is not arrays:
+                self._saved(rec.saved, arrays, parents)
+        return result
+
+    def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
+                 pvars: list, reads: list, result: Any, out: Any) -> Any:
+        """:meth:`call`'s outputs when the result is not one Tensor (a tuple of them);
+        the first output's node."""
+        outs = result if isinstance(result, tuple) else (result,)
+        raws = out if isinstance(out, tuple) else (out,)
+        first = self._repeat(fn, args, ps, reads[0])
+        if first is not None:
+            vs = first.outs
+        else:
+            step = Step(fn, info.name, args, ps, variadic, info, pvars, reads)
+            for k in range(len(outs)):
+                step.outs.append(Var("step", outs[k]._data, fn,
+                                     wrap=type(raws[k]) is not ndarray))
+            vs = step.outs
+            self._add(step, reads[0])
+        for t, raw, v in zip(outs, raws, vs, strict=True):
+            self._bind(t._data, v)
+            if type(raw) is ndarray and raw is not t._data:
+                self._bind(raw, v)
+        return outs[0]._node
+
+    def _repeat(self, fn: Any, args: list, params: Any, anchor: Var) -> Step | None:
+        """The step that made this call before (the same function on the same values,
+        constants and params: its outputs are this call's), or None.
+
+        ``anchor`` is the first traced value the call reads: the candidates are the
+        steps registered under it (:meth:`_add`), a few at most.
+        """
+        steps = self.uses.get(anchor)
+        if steps is not None:
+            for s in steps:
+                if s.fn is fn and _same_call(s, args, params):
+                    return s
+        return None
+
+    def _add(self, step: Step, anchor: Var) -> None:
+        """Append a step, known under ``anchor`` (its first value) to :meth:`_repeat`."""
+        steps = self.uses.get(anchor)
+        if steps is None:
+            self.uses[anchor] = [step]
+        else:
+            steps.append(step)
+        self.steps.append(step)
+
+    def _op(self, info: Any) -> tuple:
+        """What the tracer needs of an op, decided once per trace: ``(forward,
+        variadic, may return an identity view, is getitem)``; refuses an op that
+        cannot be part of a plan."""
         if info.name in _NOT_COMPILABLE or info.definition.__dict__.get("compilable") \
                 is False:
             why = _NOT_COMPILABLE.get(info.name) or "it declares itself not compilable"
             raise self.error(f"op {info.name!r} (from {info.source}) was called",
                              f"{why}; keep this function eager, or call the op outside "
                              "the compiled function and pass its result in")
-        ref = self.ref
-        args = [ref(a, n) for a, n in zip(arrays, parents, strict=True)]
-        if params is info.params or not params:  # the defaults: never traced values
-            ps, pvars = params, []
-        else:
-            ps = ref(params)
-            pvars = _vars_in(ps, [])
-        if not pvars and not any(type(a) is Var for a in args):
-            return result  # constants only: folded (the result is a constant)
-        if info.name == "getitem" and any(v.dtype is not None and v.dtype.kind == "b"
-                                          for v in pvars):
-            raise self.error("indexing with a boolean mask computed from traced values",
-                             "The result's shape depends on the values. Use "
-                             "tg.ops.where(mask, x, 0) (or multiply by the mask) instead, "
-                             "or keep this function eager")
-        step = Step(info.definition.forward, info.name, args, ps, info.variadic, info, pvars)
-        outs = result if isinstance(result, tuple) else (result,)
-        raws = out if isinstance(out, tuple) else (out,)
-        for k, (t, raw) in enumerate(zip(outs, raws, strict=True)):
-            v = Var("step", t._data, step, k, wrap=type(raw) is not ndarray)
-            step.outs.append(v)
-            self._bind(t._data, v)
-            if type(raw) is ndarray and raw is not t._data:
-                self._bind(raw, v)
-        if info.name in _VIEW_OPS and len(outs) == 1 and args and type(args[0]) is Var:
-            step.view = _is_identity(arrays[0], outs[0]._data)
-        self.steps.append(step)
-        if outs[0]._node is not None:
-            self._saved(outs[0]._node, arrays, parents)
-        return result
+        op = self.ops[id(info)] = (info.definition.forward, info.variadic,
+                                   info.name in _VIEW_OPS, info.name == "getitem")
+        return op
 
-    def _saved(self, node: Any, arrays: list, parents: list) -> None:
+    def _saved(self, saved: Any, arrays: list, parents: list) -> None:
         """Copies the engine saved of traced inputs (protect.py) stand for those inputs."""
-        rec = node.record if type(node) is Part else node
-        if type(rec) is not Record or rec.saved is None or rec.saved is arrays:
-            return
-        for a, s, n in zip(arrays, rec.saved, parents, strict=False):
+        for a, s, n in zip(arrays, saved, parents, strict=False):
             if type(s) is ndarray and s is not a:
                 v = self.ref(a, n)
                 if type(v) is Var:
@@ -220,14 +308,19 @@ class Tracer:
             raise self.error(f"np.{name} on a traced value returned a Python "
                              f"{type(raws[0]).__name__}, a value leaving for Python")
         step = Step(func, name, list(margs), mkw, False, None)
+        datas = [raw if type(raw) is ndarray else np.asarray(raw) for raw in raws]
+        anchor = _vars_in((step.args, mkw), [])[0]
+        first = self._repeat(func, step.args, mkw, anchor)
+        if first is None:
+            for k, raw in enumerate(raws):
+                step.outs.append(Var("step", datas[k], func,
+                                     wrap=type(raw) is not ndarray))
+            self._add(step, anchor)
+        vs = step.outs if first is None else first.outs
         outs = []
-        for k, raw in enumerate(raws):
-            data = raw if type(raw) is ndarray else np.asarray(raw)
-            v = Var("step", data, step, k, wrap=type(raw) is not ndarray)
-            step.outs.append(v)
+        for data, v in zip(datas, vs, strict=True):
             self._bind(data, v)
             outs.append(_make(data, None))
-        self.steps.append(step)
         return (tuple(outs) if type(res) is tuple else type(res)(*outs)) if multi else outs[0]
 
     def escape(self, t: Any, what: str) -> None:
@@ -255,10 +348,11 @@ class Tracer:
         if type(src) is Var:  # a copy of a traced value: a step of the plan
             step = Step(np.array, "array", [src], {"dtype": t._data.dtype, "copy": True},
                         False)
-            v = Var("step", t._data, step)
-            step.outs.append(v)
-            self._bind(t._data, v)
-            self.steps.append(step)
+            first = self._repeat(np.array, step.args, step.params, src)
+            if first is None:
+                step.outs.append(Var("step", t._data, np.array))
+                self._add(step, src)
+            self._bind(t._data, step.outs[0] if first is None else first.outs[0])
 
 
 # The engine's files that call the tracer's hooks; with this package's, skipped when
@@ -276,6 +370,69 @@ def _in_rule() -> bool:
                              or f.f_code.co_filename.startswith(_HERE)):
         f = f.f_back
     return f is not None and f.f_code.co_filename.startswith(_PKG)
+
+
+def _times_one(fn: Any, args: list, out: Any) -> Var | None:
+    """``x`` for a call ``fn(*args)`` computing ``x * 1`` or ``x / 1`` (``fn`` is
+    ``np.multiply`` or ``np.true_divide``) that leaves ``x`` as it is (its shape and
+    dtype; ``out`` the result), else None."""
+    if len(args) != 2 or type(out) is not ndarray:
+        return None
+    pairs = ((args[0], args[1]), (args[1], args[0])) if fn is _MUL else ((args[0], args[1]),)
+    for a, b in pairs:
+        if type(a) is Var and type(b) is not Var and a.shape == out.shape \
+                and a.dtype == out.dtype:
+            if type(b) in (int, float) and b == 1:
+                return a
+            if type(b) is ndarray and b.ndim <= out.ndim and b.dtype.kind in "fc" \
+                    and (b.size == 0 or b.item(0) == 1) and np.all(b == 1):
+                return a  # (its first element tells most arrays apart: cheaper)
+    return None
+
+
+def _same_call(s: Step, args: list, params: Any) -> bool:
+    """Whether ``s`` was called with these arguments and params: the same values, and
+    equal constants (arrays and other objects by identity: both are alive)."""
+    if len(s.args) != len(args):
+        return False
+    for a, b in zip(s.args, args, strict=True):
+        if a is not b and (type(a) is Var or type(b) is Var or _key(a) != _key(b)):
+            return False
+    return s.params is params or _key(s.params) == _key(params)
+
+
+def _key(x: Any) -> Any:
+    """A key comparing a call's constant argument or params (values and arrays by
+    identity, numbers by type and value)."""
+    tx = type(x)
+    if tx is Var:
+        return ("v", id(x))
+    if tx is tuple or tx is list:
+        return (tx.__name__, tuple(_key(v) for v in x))
+    if tx is dict:
+        return ("d", tuple((k, _key(v)) for k, v in x.items()))
+    if tx is slice:
+        return _key(("slice", x.start, x.stop, x.step))
+    if x is None or tx in (bool, int, float, complex, str):
+        return (tx.__name__, x)
+    if isinstance(x, np.dtype):
+        return ("dtype", x.str)
+    return ("id", id(x))  # arrays and other constants: by identity
+
+
+def _reads(args: list, pvars: Any) -> list:
+    """The traced values a step reads: in its arguments, then in its params."""
+    reads = [a for a in args if type(a) is Var]
+    reads += pvars
+    return reads
+
+
+def _has_mask(pvars: list) -> bool:
+    """Whether a traced value among an index's is a boolean mask."""
+    for v in pvars:
+        if v.dtype is not None and v.dtype.kind == "b":
+            return True
+    return False
 
 
 def _is_identity(a: Any, b: Any) -> bool:
