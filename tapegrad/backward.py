@@ -98,12 +98,14 @@ def make_seed(data: Any, grad: Any, create_graph: bool, wire: Wire) -> Any:
 
 
 def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | None = None,
-           keep: set | None = None) -> dict:
+           keep: set | None = None, record: bool = True) -> dict:
     """Run the vjps of every record reachable from the nodes in ``grads``, newest first.
 
     ``grads`` maps nodes to their gradient (the seeds); the nodes left in it when the
     replay ends (leaves, and records outside ``within``) are returned with their
-    gradients. ``wire`` is given for ``create_graph``: it makes Tensors of saved values.
+    gradients. ``wire`` is given for ``create_graph``: it makes Tensors of saved values,
+    and the vjps' work on them is recorded (unless ``record`` is false: ``tg.compile``
+    tracing a backward nothing differentiates again).
     ``within`` restricts the replay to the records of an explicit ``tg.Tape``; the
     gradients that reach records in ``keep`` are returned too (tape sources that are
     not leaves).
@@ -115,7 +117,7 @@ def replay(grads: dict, retain: bool, wire: Wire | None = None, within: set | No
     kept: dict = {}
     prev_enabled = STATE.thread.grad_enabled
     if wire is not None:
-        STATE.thread.grad_enabled = True  # create_graph: the vjps' work is recorded
+        STATE.thread.grad_enabled = record  # create_graph: the vjps' work is recorded
     try:
         _run(grads, heap, retain, wire, within, keep, kept)
     except BaseException:
@@ -264,6 +266,12 @@ def _apply(vjp: Any, parents: list, g: Any, out: Any, inputs: list, params: dict
 
 def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
     """The vjp on Tensors wired to the graph, so that what it computes is recorded."""
+    trace = STATE.thread.trace
+    if trace is not None and not STATE.thread.grad_enabled:
+        # tg.compile tracing a backward nothing records: it may take the vjp as one step
+        res = trace.vjp(rec, g, saved)
+        if res is not None:
+            return res
     # While tg.compile traces, untracked saved arrays are wired too (as constants): what
     # the vjp computes from them (a one-hot of labels) must be recorded, not plain NumPy.
     traced = STATE.thread.trace is not None

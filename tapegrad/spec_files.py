@@ -120,18 +120,23 @@ def checkable(infos: Iterable[OpInfo]) -> list[OpInfo]:
     infos = list(infos)
     guarded: dict[str, OpInfo] = {}
     for path in dict.fromkeys(i.source for i in infos if is_spec_op(i)):
-        with REGISTRY.lock:
-            ops = dict(REGISTRY.ops)
-        scratch = {k: v for k, v in ops.items() if v.source != path}
-        limit = WorkLimit(path)
-        try:
-            defs = compile_spec_file(path, scratch, guard=limit.wrap)
-            for d in defs:
-                old = ops.get(d.name)
-                if old is None or old.source != path:
-                    raise KeyError(d.name)
-                scratch[d.name] = Registry._info(d, path, old.plugin)
-        except (SpecError, KeyError):
-            continue  # changed since it was registered: check the ops as they are
-        guarded.update({d.name: scratch[d.name] for d in defs})
+        guarded.update(_guarded_file(path))
     return [guarded.get(i.name, i) if is_spec_op(i) else i for i in infos]
+
+
+def _guarded_file(path: str) -> dict[str, OpInfo]:
+    """The ops of spec file ``path`` compiled again under a :class:`WorkLimit`; none if
+    the file changed since it was registered (its ops are then checked as they are)."""
+    with REGISTRY.lock:
+        ops = dict(REGISTRY.ops)
+    scratch = {k: v for k, v in ops.items() if v.source != path}
+    try:
+        defs = compile_spec_file(path, scratch, guard=WorkLimit(path).wrap)
+    except SpecError:
+        return {}
+    olds = [ops.get(d.name) for d in defs]
+    if any(old is None or old.source != path for old in olds):
+        return {}
+    for d, old in zip(defs, olds, strict=True):
+        scratch[d.name] = Registry._info(d, path, old.plugin)
+    return {d.name: scratch[d.name] for d in defs}

@@ -75,6 +75,11 @@ class Tape:
     persistent one can be asked any number of times.
     """
 
+    #: True for the tape ``tg.compile`` opens while it traces: gradients computed under
+    #: it (by the transforms of the traced function) are then Tensors the tracer sees,
+    #: but their backward is not recorded for this tape (nothing differentiates it).
+    trace_only = False
+
     def __init__(self, persistent: bool = False) -> None:
         self.persistent = persistent
         self.records: list[Record] = []
@@ -138,13 +143,18 @@ class Tape:
         for s in [target, *srcs]:
             if not isinstance(s, Tensor):
                 raise TapegradTypeError(f"Tape.gradient() takes Tensors, got {type(s).__name__}")
-        recording = STATE.thread.grad_enabled and any(t is not self for t in STATE.tapes)
-        grads = self._replay(target, srcs, output_gradients, recording)
-        results = [_result(grads.get(s._node or self._watched.get(s)), s, recording)
+        recording = STATE.thread.grad_enabled and any(
+            t is not self and not t.trace_only for t in STATE.thread.tapes)
+        # While tg.compile traces, the vjps run on Tensors even when nothing records
+        # them: the tracer must see every op of the backward.
+        on_tensors = recording or STATE.thread.trace is not None
+        grads = self._replay(target, srcs, output_gradients, recording, on_tensors)
+        results = [_result(grads.get(s._node or self._watched.get(s)), s, on_tensors)
                    for s in srcs]
         return results[0] if single else results
 
-    def _replay(self, target: Tensor, srcs: list, seed: Any, recording: bool) -> dict:
+    def _replay(self, target: Tensor, srcs: list, seed: Any, recording: bool,
+                on_tensors: bool) -> dict:
         node = target._node
         if node is None:
             return {}
@@ -157,8 +167,8 @@ class Tape:
                 "inside the `with tg.Tape() as tape:` block")
         retain = self.persistent or recording
         keep = {s._node for s in srcs if isinstance(s._node, Record)}
-        grads = replay({node: make_seed(target._data, seed, recording, wire)}, retain,
-                       wire if recording else None, within, keep or None)
+        grads = replay({node: make_seed(target._data, seed, on_tensors, wire)}, retain,
+                       wire if on_tensors else None, within, keep or None, recording)
         if not retain:
             self.records = []
         return grads

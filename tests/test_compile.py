@@ -33,10 +33,14 @@ def assert_tree_close(got, want, rtol=1e-10, atol=1e-12):
 
 
 def check_replays(F, trace_args, later_args, rtol=1e-10, atol=1e-12, guarded=False):
-    """Trace ``tg.compile(F)`` on ``trace_args``; on each of ``later_args`` the flat
-    plan and the generated plan both equal eager ``F``. ``guarded``: the later calls
-    may fail a guard of the plan (a rule's branch, a value-dependent dtype) and run
-    eagerly; the plan itself then runs on the traced values."""
+    """Trace ``tg.compile(F)`` on ``trace_args``; on each of ``later_args`` the first
+    plan (vjps called whole), the flat plan and the generated plan (rules expanded)
+    all equal eager ``F``. ``guarded``: the later calls may fail a guard of the plan (a
+    rule's branch, a value-dependent dtype) and run eagerly; the plan itself then runs
+    on the traced values."""
+    first = tg.compile(F)
+    first(*trace_args)
+    assert_tree_close(first(*later_args[0]), F(*later_args[0]), rtol, atol)
     C = tg.compile(F)
     assert_tree_close(C(*trace_args), F(*trace_args), rtol, atol)
     if guarded:
@@ -179,13 +183,19 @@ def test_gradient_of_relu_network_follows_the_signs():
 
 
 def test_a_rule_branching_on_values_is_guarded():
-    # logsumexp's vjp takes a fast path when no result is infinite: the plan checks that
-    # test at every call and runs f eagerly when it comes out the other way.
+    # logsumexp's vjp takes a fast path when no result is infinite. A first plan calls
+    # the rule whole (it branches by itself); once the plan is hot its rule is expanded
+    # into ops, and the plan checks that test at every call, running f eagerly when it
+    # comes out the other way.
     F = tg.grad(lambda x: tg.ops.logsumexp(x, axis=1).sum())
     C = tg.compile(F)
     x = np.array([[0.0, 1.0], [2.0, 3.0]])
-    C(x)
     y = np.array([[0.0, np.inf], [2.0, 3.0]])
+    C(x)
+    np.testing.assert_array_equal(C(y), F(y))  # the rule whole: no guard needed
+    assert C.cache_info().eager == 0 and C.plans[0].opaque
+    np.testing.assert_allclose(C(x), F(x))  # the HOT-th call: expanded
+    assert not C.plans[0].opaque and "raise _Guard" in C.source
     np.testing.assert_array_equal(C(y), F(y))
     assert C.cache_info().eager == 1
     np.testing.assert_allclose(C(x), F(x))

@@ -33,15 +33,13 @@ def _bare_raises(path: Path) -> list[str]:
 
 def test_no_bare_builtin_raises_outside_the_core_and_the_op_forwards():
     """Op forwards (``builtins/``) may raise built-in errors: the engine re-raises them as
-    ``Op<Type>Error``, a TapegradError and the original type, naming the op. Internal
-    control flow in ``spec.py`` (a ``KeyError`` caught a few lines below) is exempt."""
+    ``Op<Type>Error``, a TapegradError and the original type, naming the op."""
     bare = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
         if rel.parts[0] == "builtins" or str(rel) in CORE:
             continue
         bare += _bare_raises(path)
-    bare = [b for b in bare if not b.startswith("spec.py:") or not b.endswith("KeyError")]
     assert not bare, f"raise a tapegrad error class (tapegrad/errors.py) instead: {bare}"
 
 

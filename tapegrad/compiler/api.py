@@ -77,16 +77,17 @@ class Compiled:
             except _Eager:
                 return self._run_eager(args, kwargs)
         plan = self._cache.get(key)
-        if plan is None:
-            plan = self._trace(key, args, kwargs)
-        else:
-            self._hits += 1
-            if len(self._cache) > 1:
-                self._cache.move_to_end(key)
-        self._last = plan
+        if plan is None:  # trace: the traced call's own results are this call's
+            plan = self._last = self._trace(key, args, kwargs)
+            plan.calls += 1
+            return plan.take_first()
+        self._hits += 1
+        if len(self._cache) > 1:
+            self._cache.move_to_end(key)
         plan.calls += 1
         if plan.calls == HOT:
-            plan.generate()
+            plan = self._hot(key, plan, args, kwargs)
+        self._last = plan
         try:
             return plan.run(*leaves)
         except _Stale:  # a tensor f reads changed shape: trace again
@@ -94,6 +95,28 @@ class Compiled:
             return self._trace(key, args, kwargs).run(*leaves)
         except _Guard:  # a rule's branch went the other way: this call runs eagerly
             return self._run_eager(args, kwargs)
+
+    def _hot(self, key: Any, plan: Plan, args: tuple, kwargs: dict) -> Plan:
+        """A plan reused ``HOT`` times, as generated code. A plan whose trace took vjps
+        whole (see :mod:`.rules`) is first traced again with every rule expanded into
+        its ops (``f`` runs once more), unless that trace cannot be compiled (a rule
+        whose values reach Python): then its rules stay whole."""
+        if plan.opaque:
+            plan = self._expanded(key, plan, args, kwargs)
+        plan.generate()
+        return plan
+
+    def _expanded(self, key: Any, plan: Plan, args: tuple, kwargs: dict) -> Plan:
+        try:
+            full = self._build(getattr(self.fn, "__name__", "f"), args, kwargs, expand=True)
+        except CompileError:
+            plan.opaque = False  # (tried once)
+            return plan
+        full.calls = plan.calls
+        with self._lock:
+            if key in self._cache:
+                self._cache[key] = full
+        return full
 
     def _run_eager(self, args: tuple, kwargs: dict) -> Any:
         self._eager += 1
@@ -124,13 +147,7 @@ class Compiled:
         # and node), so a collection then only scans it in vain, and a full one (when
         # it comes) scans the whole process too: it cost 20-55 ms of a 2000-op trace.
         # (Resumed once _build has returned: its tracer is gone by then.)
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            plan = self._build(name, args, kwargs)
-        finally:
-            if collecting:
-                gc.enable()
+        plan = self._build(name, args, kwargs)
         with self._lock:
             self._misses += 1
             self._cache[key] = plan
@@ -146,9 +163,28 @@ class Compiled:
                 "shapes to a few sizes, or keep the function eager"), stacklevel=3)
         return plan
 
-    def _build(self, name: str, args: tuple, kwargs: dict) -> Plan:
-        """Trace ``f`` on copies of the arguments' arrays, and build its plan."""
+    def _build(self, name: str, args: tuple, kwargs: dict, expand: bool = False) -> Plan:
+        """Trace ``f`` on copies of the arguments' arrays, and build its plan (vjps taken
+        whole unless ``expand``: see :mod:`.rules`)."""
+        # The collector paused while tracing and building the plan: everything they
+        # allocate stays alive until the plan is built (the tracer keeps every array
+        # and node), so a collection then only scans it in vain, and a full one (when
+        # it comes) scans the whole process too: it cost 20-55 ms of a 2000-op trace.
+        # (Resumed once _traced has returned: its tracer is gone by then.)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            plan = self._traced(name, args, kwargs, expand)
+        finally:
+            if collecting:
+                gc.enable()
+        if plan.opaque:
+            plan.example = (args, kwargs)  # to expand its rules when its source is read
+        return plan
+
+    def _traced(self, name: str, args: tuple, kwargs: dict, expand: bool) -> Plan:
         tr = Tracer(name)
+        tr.expand = expand
         leaves, d = tree.flatten([*args, kwargs])  # (a list ending with a dict: a node)
         pos_names, _ = _arg_names(self.fn, args, kwargs)
         paths = d.paths()
@@ -165,7 +201,9 @@ class Compiled:
             raise CompileError("tg.compile needs an engine that hands op calls to a tracer "
                                "(STATE.thread.trace): this tapegrad's core has none")
         prev = tracer()
-        with enable_grad(), Tape(persistent=True):
+        tape = Tape(persistent=True)
+        tape.trace_only = True
+        with enable_grad(), tape:
             STATE.thread.trace = tr
             try:
                 out = self.fn(*targs, **tkwargs)
@@ -173,13 +211,23 @@ class Compiled:
                 STATE.thread.trace = prev
         outs, out_def = tree.flatten(out)
         refs = [tr.ref(o) if isinstance(o, (Tensor, ndarray)) else o for o in outs]
-        return Plan(tr, out_def, refs, names, name)
+        plan = Plan(tr, out_def, refs, names, name)
+        plan.first = tree.unflatten(out_def, [_result(o) for o in outs])
+        return plan
 
     # ------------------------------------------------------------------ inspection
     @property
     def source(self) -> str | None:
-        """The source of the plan last run (``None`` before the first call)."""
-        return None if self._last is None else self._last.source
+        """The source of the plan last run (``None`` before the first call), its rules
+        expanded into their ops."""
+        plan = self._last
+        if plan is None:
+            return None
+        if plan.opaque and plan.example is not None:
+            key = next((k for k, p in self._cache.items() if p is plan), None)
+            args, kwargs = plan.example
+            plan = self._last = self._expanded(key, plan, args, kwargs)
+        return plan.source
 
     @property
     def plans(self) -> list[Plan]:
@@ -216,3 +264,11 @@ def compile(f: Callable[..., Any] | None = None, *, cache_size: int = CACHE_SIZE
     if f is None:
         return functools.partial(compile, cache_size=cache_size, warn_after=warn_after)
     return Compiled(f, cache_size, warn_after)
+
+
+def _result(x: Any) -> Any:
+    """An output of the traced call as the compiled function returns it: arrays are
+    the caller's own (a copy: the trace's may be read-only or shared)."""
+    if isinstance(x, Tensor):
+        x = x._data
+    return np.array(x, copy=True) if type(x) is ndarray else x

@@ -37,7 +37,15 @@ class Plan(Program):
         self._fname = ""
         self._floats: tuple[str, dict, str] | None = None
         self._numpy_source = ""
+        self.opaque = tracer.opaque  # some vjp is one step (rules.py): expand when hot
+        self.example: tuple | None = None  # arguments to expand it with (api.py)
+        self.first: Any = None  # the traced call's results (see take_first)
         self.run = _flat(self)
+
+    def take_first(self) -> Any:
+        """The results of the call that was traced (its values are this call's)."""
+        first, self.first = self.first, None
+        return first
 
     @property
     def source(self) -> str:

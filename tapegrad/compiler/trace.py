@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..anomaly import user_site
+from ..backward import call_vjp
 from ..dispatch import _unwrap
 from ..entry import Leaf, Part, Record
 from ..errors import CompileError
 from ..state import STATE
-from ..tensor import Tensor, _make
+from ..tensor import Tensor, _make, _plain
+from .rules import RuleCall, as_array
 from .steps import Step, Var, _vars_in
 
 ndarray = np.ndarray
@@ -89,6 +91,9 @@ class Tracer:
         self.args: list[Var] = []
         self.ops: dict[int, tuple] = {}  # id(OpInfo) -> what call needs of it (see _op)
         self.uses: dict[Var, list[Step]] = {}  # a value -> the steps reading it first
+        self.expand = False  # vjps run on Tensors (their ops traced), not as rule steps
+        self.opaque = False  # whether some vjp became one step (see vjp)
+        self.rules: dict[tuple, RuleCall] = {}
 
     # ------------------------------------------------------------------ values
     def error(self, what: str, hint: str = "") -> CompileError:
@@ -215,6 +220,72 @@ class Tracer:
             if type(rec) is Record and rec.saved is not None and rec.saved is not arrays:
                 self._saved(rec.saved, arrays, parents)
         return result
+
+    def vjp(self, rec: Record, g: Any, saved: Any) -> tuple | None:
+        """A record's vjp in a backward nothing records (the outermost transform's): run
+        on plain arrays as in an eager backward, and one step calling the rule (see
+        :mod:`.rules`). Returns one untracked Tensor (or None) per input; None when the
+        trace expands rules into their ops instead (then the vjp runs on Tensors)."""
+        if self.expand:
+            return None
+        self.opaque = True
+        gs = [_plain(x) for x in g] if type(g) is tuple else [_plain(g)]
+        plain_g = tuple(gs) if type(g) is tuple else gs[0]
+        res = call_vjp(rec, plain_g, None)  # (the engine's checks of the rule's result)
+        parents = rec.parents
+        mask = []
+        positions = []
+        grads = []
+        for i in range(len(parents)):
+            if parents[i] is None:
+                mask.append(None)
+                grads.append(None)
+                continue
+            mask.append(True)  # (as the engine passes parents to a per-input vjp)
+            r = res[i]
+            if r is not None:
+                positions.append(i)
+                r = as_array(r)
+            grads.append(r)
+        out = rec.out
+        args = self._refs([*gs, *out] if type(out) is tuple else [*gs, out], saved)
+        params = rec.params
+        ps, pvars = params, _NONE
+        if params is not rec.op.params and params:
+            ps = self.ref(params)
+            pvars = _vars_in(ps, [])
+        reads = _reads(args, pvars)
+        if positions and reads:
+            self._rule_step(rec.op, tuple(mask), tuple(positions), args, ps, pvars, reads,
+                            res, grads)
+        return tuple([None if r is None else _make(r, None) for r in grads])
+
+    def _refs(self, values: list, saved: Any) -> list:
+        """``values`` and then ``saved`` as the plan sees them (Vars or constants)."""
+        ids = self.ids
+        args = []
+        for x in values:
+            v = ids.get(id(x))
+            args.append(v if v is not None else self.ref(x))
+        for x in saved:
+            v = ids.get(id(x))
+            args.append(v if v is not None else x if x is None else self.ref(x))
+        return args
+
+    def _rule_step(self, info: Any, mask: tuple, positions: tuple, args: list, ps: Any,
+                   pvars: Any, reads: list, res: Any, grads: list) -> None:
+        """The step calling ``info``'s vjp (as :class:`RuleCall`) for :meth:`vjp`."""
+        key = (id(info), mask, positions)
+        fn = self.rules.get(key)
+        if fn is None:
+            fn = self.rules[key] = RuleCall(info, mask, positions)
+        step = Step(fn, fn.__name__, args, ps, False, None, pvars, reads)
+        for i in positions:
+            v = Var("step", grads[i], fn, wrap=type(res[i]) is not ndarray
+                    and not isinstance(res[i], Tensor))
+            step.outs.append(v)
+            self._bind(grads[i], v)
+        self._add(step, reads[0])
 
     def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
                  pvars: list, reads: list, result: Any, out: Any) -> Any:
