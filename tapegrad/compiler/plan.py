@@ -40,7 +40,14 @@ class Plan(Program):
         self.opaque = tracer.opaque  # some vjp is one step (rules.py): expand when hot
         self.example: tuple | None = None  # arguments to expand it with (api.py)
         self.first: Any = None  # the traced call's results (see take_first)
-        self.run = _flat(self)
+        self._flat: Any = None  # the flat loop, assembled when first run
+
+    def run(self, *leaves: Any) -> Any:
+        """Run the plan on the arguments' arrays (the flat loop; :meth:`generate`
+        replaces this method by the generated function)."""
+        if self._flat is None:  # (the traced call returned its own results: no run)
+            self._flat = _flat(self)
+        return self._flat(*leaves)
 
     def take_first(self) -> Any:
         """The results of the call that was traced (its values are this call's)."""

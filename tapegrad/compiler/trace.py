@@ -258,7 +258,9 @@ class Tracer:
         if positions and reads:
             self._rule_step(rec.op, tuple(mask), tuple(positions), args, ps, pvars, reads,
                             res, grads)
-        return tuple([None if r is None else _make(r, None) for r in grads])
+        for i in positions:
+            grads[i] = _make(grads[i], None)
+        return tuple(grads)
 
     def _refs(self, values: list, saved: Any) -> list:
         """``values`` and then ``saved`` as the plan sees them (Vars or constants)."""
@@ -285,7 +287,7 @@ class Tracer:
                     and not isinstance(res[i], Tensor))
             step.outs.append(v)
             self._bind(grads[i], v)
-        self._add(step, reads[0])
+        self.steps.append(step)  # (no op call repeats a rule's call: not under _add)
 
     def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
                  pvars: list, reads: list, result: Any, out: Any) -> Any:
@@ -493,7 +495,10 @@ def _key(x: Any) -> Any:
 
 def _reads(args: list, pvars: Any) -> list:
     """The traced values a step reads: in its arguments, then in its params."""
-    reads = [a for a in args if type(a) is Var]
+    reads = []
+    for a in args:
+        if type(a) is Var:
+            reads.append(a)
     reads += pvars
     return reads
 
