@@ -97,11 +97,12 @@ class Compiled:
             return self._run_eager(args, kwargs)
 
     def _hot(self, key: Any, plan: Plan, args: tuple, kwargs: dict) -> Plan:
-        """A plan reused ``HOT`` times, as generated code. A plan whose trace took vjps
-        whole (see :mod:`.rules`) is first traced again with every rule expanded into
-        its ops (``f`` runs once more), unless that trace cannot be compiled (a rule
-        whose values reach Python): then its rules stay whole."""
-        if plan.opaque:
+        """A plan reused ``HOT`` times, as generated code. The first trace is quick (vjps
+        taken whole, see :mod:`.rules`; no aliases or repeats looked for): ``f`` is
+        traced again in full (every rule expanded into its ops, the plan optimized),
+        unless that trace cannot be compiled (a rule whose values reach Python): then
+        the quick plan stays."""
+        if not plan.full:
             plan = self._expanded(key, plan, args, kwargs)
         plan.generate()
         return plan
@@ -110,7 +111,8 @@ class Compiled:
         try:
             full = self._build(getattr(self.fn, "__name__", "f"), args, kwargs, expand=True)
         except CompileError:
-            plan.opaque = False  # (tried once)
+            plan.full = True  # (tried once)
+            plan.example = None
             return plan
         full.calls = plan.calls
         with self._lock:
@@ -178,8 +180,8 @@ class Compiled:
         finally:
             if collecting:
                 gc.enable()
-        if plan.opaque:
-            plan.example = (args, kwargs)  # to expand its rules when its source is read
+        if not plan.full:
+            plan.example = (args, kwargs)  # to trace it in full when its source is read
         return plan
 
     def _traced(self, name: str, args: tuple, kwargs: dict, expand: bool) -> Plan:
@@ -223,7 +225,7 @@ class Compiled:
         plan = self._last
         if plan is None:
             return None
-        if plan.opaque and plan.example is not None:
+        if not plan.full and plan.example is not None:
             key = next((k for k, p in self._cache.items() if p is plan), None)
             args, kwargs = plan.example
             plan = self._last = self._expanded(key, plan, args, kwargs)

@@ -37,7 +37,7 @@ class Plan(Program):
         self._fname = ""
         self._floats: tuple[str, dict, str] | None = None
         self._numpy_source = ""
-        self.opaque = tracer.opaque  # some vjp is one step (rules.py): expand when hot
+        self.full = tracer.expand  # (else a quick trace: traced in full when hot, api.py)
         self.example: tuple | None = None  # arguments to expand it with (api.py)
         self.first: Any = None  # the traced call's results (see take_first)
         self._flat: Any = None  # the flat loop, assembled when first run

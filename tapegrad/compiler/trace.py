@@ -5,6 +5,7 @@ steps of a plan, and refuses what a plan could not follow."""
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,9 @@ from .steps import Step, Var, _vars_in
 ndarray = np.ndarray
 _MUL, _DIV = np.multiply, np.true_divide
 _NONE: tuple = ()  # a step's params without traced values
+
+#: Arrays the tracer knows through a weak reference (smaller ones it keeps alive).
+WEAK_BYTES = 1 << 16
 
 #: The tapegrad package's directory, and this one's (``tapegrad/compiler/``).
 _PKG = __file__.rsplit("/", 2)[0]
@@ -78,21 +82,26 @@ class Tracer:
     The engine calls :meth:`call` for every op call, :meth:`numpy` for NumPy functions
     without an op (and comparisons) on Tensors, :meth:`escape` when a value is about to
     leave for Python, and :meth:`made` when a Tensor is constructed. Values are known
-    by the identity of their arrays (``id``; every such array is kept alive here).
+    by the identity of their arrays (``id``), so each is kept alive while it is known:
+    small ones for the whole trace, those of ``WEAK_BYTES`` or more only as long as the
+    function holds them (a weak reference's callback forgets the entry when the array
+    dies, before its id can be reused): tracing needs about the memory ``f`` does.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.ids: dict[int, Var] = {}
-        self.keep: list[Any] = []
+        self.refs: list[weakref.ref] = []  # what forgets an entry of ids (see _bind)
+        self.keep: list[Any] = []  # what has no weak reference (and Tensors made here)
         self.steps: list[Step] = []
         self.mine: set[int] = set()  # ids of Tensors made while tracing
         self.lives: dict[int, Var] = {}
         self.args: list[Var] = []
         self.ops: dict[int, tuple] = {}  # id(OpInfo) -> what call needs of it (see _op)
         self.uses: dict[Var, list[Step]] = {}  # a value -> the steps reading it first
-        self.expand = False  # vjps run on Tensors (their ops traced), not as rule steps
-        self.opaque = False  # whether some vjp became one step (see vjp)
+        # A full trace: vjps run on Tensors (their ops traced, not one rule step each),
+        # and the plan's aliases and repeats are looked for. Else a quick one.
+        self.expand = False
         self.rules: dict[tuple, RuleCall] = {}
 
     # ------------------------------------------------------------------ values
@@ -104,8 +113,18 @@ class Tracer:
                             f"compiled plan cannot follow it. {hint}")
 
     def _bind(self, arr: Any, var: Var) -> None:
-        self.ids[id(arr)] = var
-        self.keep.append(arr)
+        """Know ``arr`` as ``var`` for as long as ``arr`` lives (small arrays: for as
+        long as the trace, which is cheaper than a weak reference)."""
+        ids = self.ids
+        key = id(arr)
+        ids[key] = var
+        if type(arr) is ndarray and arr.nbytes < WEAK_BYTES:
+            self.keep.append(arr)
+            return
+        try:
+            self.refs.append(weakref.ref(arr, lambda _, key=key, ids=ids: ids.pop(key, None)))
+        except TypeError:  # (a NumPy scalar, say): kept alive instead
+            self.keep.append(arr)
 
     def arg(self, data: ndarray) -> Tensor:
         """A fresh Tensor for an argument leaf (a leaf requiring grad when floating)."""
@@ -196,22 +215,22 @@ class Tracer:
             node = self._several(fn, info, op[1], args, ps, pvars, reads, result, out)
         else:  # one output (the common case, inline)
             d = result._data
-            v = None
-            if op[2] and args and type(args[0]) is Var and _is_identity(arrays[0], d):
-                v = args[0]  # an identity view (x.reshape(x.shape)): x itself
-            elif (fn is _MUL or fn is _DIV) and n_vars == 1 and not ps:
-                v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
-            if v is None:
-                first = self._repeat(fn, args, ps, reads[0])
-                if first is not None:  # the same call again (a vjp recomputing out * out)
-                    v = first.outs[0]
+            # A first trace (rules whole) makes the plan of a few calls only: as it comes.
+            v = self._alias(op, fn, args, arrays, ps, n_vars, d, reads) if self.expand \
+                else None
             if v is None:
                 step = Step(fn, info.name, args, ps, op[1], info, pvars, reads)
                 v = Var("step", d, fn, type(out) is not ndarray)
                 step.outs.append(v)
-                self._add(step, reads[0])
-            ids[id(d)] = v
-            self.keep.append(d)
+                if self.expand:
+                    self._add(step, reads[0])
+                else:
+                    self.steps.append(step)
+            if type(d) is ndarray and d.nbytes < WEAK_BYTES:  # (_bind, inline)
+                ids[id(d)] = v
+                self.keep.append(d)
+            else:
+                self._bind(d, v)
             if type(out) is ndarray and out is not d:
                 self._bind(out, v)
             node = result._node
@@ -228,7 +247,6 @@ class Tracer:
         trace expands rules into their ops instead (then the vjp runs on Tensors)."""
         if self.expand:
             return None
-        self.opaque = True
         gs = [_plain(x) for x in g] if type(g) is tuple else [_plain(g)]
         plain_g = tuple(gs) if type(g) is tuple else gs[0]
         res = call_vjp(rec, plain_g, None)  # (the engine's checks of the rule's result)
@@ -248,13 +266,14 @@ class Tracer:
                 r = as_array(r)
             grads.append(r)
         out = rec.out
-        args = self._refs([*gs, *out] if type(out) is tuple else [*gs, out], saved)
+        args, reads = self._refs([*gs, *out] if type(out) is tuple else [*gs, out], saved)
         params = rec.params
         ps, pvars = params, _NONE
         if params is not rec.op.params and params:
             ps = self.ref(params)
             pvars = _vars_in(ps, [])
-        reads = _reads(args, pvars)
+        if pvars:
+            reads += pvars
         if positions and reads:
             self._rule_step(rec.op, tuple(mask), tuple(positions), args, ps, pvars, reads,
                             res, grads)
@@ -262,17 +281,25 @@ class Tracer:
             grads[i] = _make(grads[i], None)
         return tuple(grads)
 
-    def _refs(self, values: list, saved: Any) -> list:
-        """``values`` and then ``saved`` as the plan sees them (Vars or constants)."""
+    def _refs(self, values: list, saved: Any) -> tuple[list, list]:
+        """``values`` and then ``saved`` as the plan sees them (Vars or constants), and
+        the Vars among them."""
         ids = self.ids
         args = []
-        for x in values:
+        reads = []
+        for x in (*values, *saved):
             v = ids.get(id(x))
-            args.append(v if v is not None else self.ref(x))
-        for x in saved:
-            v = ids.get(id(x))
-            args.append(v if v is not None else x if x is None else self.ref(x))
-        return args
+            if v is None and x is not None:
+                v = self.ref(x)
+                if type(v) is not Var:
+                    args.append(v)
+                    continue
+            elif v is None:
+                args.append(None)
+                continue
+            args.append(v)
+            reads.append(v)
+        return args, reads
 
     def _rule_step(self, info: Any, mask: tuple, positions: tuple, args: list, ps: Any,
                    pvars: Any, reads: list, res: Any, grads: list) -> None:
@@ -288,6 +315,19 @@ class Tracer:
             step.outs.append(v)
             self._bind(grads[i], v)
         self.steps.append(step)  # (no op call repeats a rule's call: not under _add)
+
+    def _alias(self, op: tuple, fn: Any, args: list, arrays: list, ps: Any, n_vars: int,
+               d: Any, reads: list) -> Var | None:
+        """The value a one-output call repeats (its result ``d`` is that value), if any:
+        an identity view, a product by one, the same call again."""
+        if op[2] and args and type(args[0]) is Var and _is_identity(arrays[0], d):
+            return args[0]  # an identity view (x.reshape(x.shape)): x itself
+        if (fn is _MUL or fn is _DIV) and n_vars == 1 and not ps:
+            v = _times_one(fn, args, d)  # x * 1 (a seed of ones, a 1.0 factor): x
+            if v is not None:
+                return v
+        first = self._repeat(fn, args, ps, reads[0])
+        return None if first is None else first.outs[0]  # (a vjp recomputing out * out)
 
     def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
                  pvars: list, reads: list, result: Any, out: Any) -> Any:
