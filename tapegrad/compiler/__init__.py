@@ -12,15 +12,28 @@ record, no heap, no per-op lookups::
     print(step.source)                           # the plan as Python source
 
 **Tracing.** The arguments' arrays become fresh Tensors (leaves that require grad when
-floating) and ``f`` runs inside a recording tape, with the tracer installed as
-``STATE.thread.trace``. Transforms inside ``f`` (``tg.grad``, ``tg.value_and_grad``,
-``tg.hessian``, ``tg.jvp``...) therefore run nested: their backward passes are recorded
-op by op, with ``create_graph``. The engine hands the tracer every op call (tracked or
-not: comparisons, masks, integer results, calls under ``no_grad``), every NumPy
-function without an op applied to a traced value, and every place a value would leave
-for Python (``bool``, ``float``, ``.item()``, ``.data``, ``np.asarray``, an in-place
-update, ``backward()``). A step of the plan is one such call: an op's forward
+floating) and ``f`` runs inside a tape opened for the tracer (installed as
+``STATE.thread.trace``). Transforms inside ``f`` (``tg.grad``, ``tg.value_and_grad``,
+``tg.hessian``, ``tg.jvp``...) therefore answer with Tensors the tracer sees; a backward
+that another transform differentiates is recorded op by op (``create_graph``), the
+outermost one is not recorded at all. The engine hands the tracer every op call
+(tracked or not: comparisons, masks, integer results, calls under ``no_grad``), every
+NumPy function without an op applied to a traced value, and every place a value would
+leave for Python (``bool``, ``float``, ``.item()``, ``.data``, ``np.asarray``, an
+in-place update, ``backward()``). A step of the plan is one such call: an op's forward
 ``forward(*inputs, **params)`` or the NumPy function itself, on earlier values.
+
+**Two traces.** The first call of a signature traces *quickly*: the outermost backward
+runs its vjps on plain arrays, as an eager backward does, and each becomes one step
+calling the rule (:mod:`.rules`); no aliases or repeats are looked for; that call
+returns the traced values themselves. Measured on the 2000-op chain of
+``benchmarks/overhead.py``, that first call costs 2.6-3.0 eager calls. When the plan is
+reused (its ``HOT``-th call) or its ``source`` is read, ``f`` is traced again in full:
+every rule expanded into its ops (straight-line code, repeats shared, buffers reused),
+and that plan is generated. So ``f`` runs twice per signature: keep side effects out of
+it. A rule whose values reach Python when expanded keeps its quick plan (rules whole).
+Memory: the tracer holds each array of 64 KiB or more only as long as ``f`` does, so
+tracing needs about what an eager call does, plus the small values of the trace.
 
 **Values.** An argument array is an input of the plan. A tensor ``f`` closes over that
 requires grad (a model's parameter) is read at every call (``t._data``: updates, in place
@@ -44,11 +57,11 @@ views (``x.reshape(x.shape)``), products by one and repeated calls are aliases; 
 nothing uses are dropped; every value is deleted after its last use, and a ufunc writes
 into a dead array of its shape and dtype (``out=``) when no view of it can still be read
 (:mod:`.buffers`), so a compiled step holds no more memory than the eager one. A plan
-runs as a flat loop over its steps (:mod:`.flat`: cheap to build) on its first calls,
-and from its ``HOT``-th call as straight-line Python generated from the trace (never
-from user text: functions and constants are referenced through the plan's namespace)
-and compiled with the built-in ``compile`` (about 10 us a step, so only plans that are
-reused pay it). Measured on the 2000-op chain of ``benchmarks/overhead.py`` (4750
+runs as a flat loop over its steps (:mod:`.flat`: cheap to build, assembled when first
+run) until its ``HOT``-th call, then as straight-line Python generated from the full
+trace (never from user text: functions and constants are referenced through the plan's
+namespace) and compiled with the built-in ``compile`` (about 10 us a step, so only plans
+that are reused pay it). Measured on the 2000-op chain of ``benchmarks/overhead.py`` (4750
 steps of forward and backward on (8,) arrays): the flat loop runs 0.79 us a step, the
 generated code 0.34 us, and the hand-written NumPy floor takes as long for the same work
 (1.67 ms vs 1.60 ms). A plan whose every value is a float64 scalar also gets a version
