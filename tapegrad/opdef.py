@@ -81,6 +81,15 @@ class OpDef:
         compilable: ``False`` for an op ``tg.compile`` must not replay (it draws random
             numbers, reads a clock, has side effects): compiling a function calling it
             raises ``tg.CompileError`` naming the op.
+        traits: what else ``tg.compile`` must know of the op, any of:
+            ``"view"``: the forward may return its first input, or a view of it with the
+            same layout, for some shapes and params (never depending on the values): a
+            plan takes such a result as that input (``reshape``, ``transpose``...);
+            ``"value_dtype"``: the result's dtype depends on the values (``eig``: real
+            or complex eigenvalues): a plan checks it at every call;
+            ``"index"``: the op is ``x[index]`` with its param ``index``: an index that is
+            a boolean mask computed from traced values is refused (the result's shape
+            would depend on the values), and plans on floats write it as a subscript.
     """
 
     name: str
@@ -104,6 +113,17 @@ class OpDef:
     doc: str = ""
     save_inputs: bool | str = True
     compilable: bool = True
+    traits: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.traits) - TRAITS
+        if unknown:
+            raise PluginError(f"op {self.name!r}: unknown traits {sorted(unknown)}; "
+                              f"the traits are {sorted(TRAITS)}")
+
+
+#: The values of ``OpDef.traits``.
+TRAITS = frozenset({"view", "value_dtype", "index"})
 
 
 @dataclass(eq=False)

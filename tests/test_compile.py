@@ -281,6 +281,28 @@ def test_an_opdef_not_compilable_is_refused():
         tg.unregister_plugin("tcp_plugin2")
 
 
+def test_traits_are_checked_and_tell_the_plan_about_a_plugin_op():
+    with pytest.raises(tg.PluginError, match="unknown traits"):
+        tg.OpDef("tcp_bad", np.negative, traits=("viewish",))
+
+    class Plugin:
+        @staticmethod
+        @tg.hookimpl
+        def tapegrad_ops():
+            return [tg.OpDef("tcp_view", lambda x: x.view(), lambda g, out, x: g,
+                             traits=("view",)),
+                    tg.OpDef("tcp_copy", lambda x: x.copy(), lambda g, out, x: g)]
+
+    tg.register_plugin(Plugin, name="tcp_plugin3")
+    try:
+        for op, kept in (("tcp_view", False), ("tcp_copy", True)):
+            F = tg.value_and_grad(lambda x, op=op: (getattr(tg.ops, op)(x) * x).sum())
+            C = check_replays(F, [np.arange(3.0)], [[np.ones(3)]])
+            assert any(s.name == op for s in C.plans[0].steps) is kept, op
+    finally:
+        tg.unregister_plugin("tcp_plugin3")
+
+
 def test_an_op_declared_not_compilable_is_refused():
     @tg.hookimpl
     def tapegrad_ops():

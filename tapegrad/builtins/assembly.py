@@ -498,11 +498,13 @@ def _atleast(op, *arys):
 
 
 def _shape_op(name, forward, params, samples, doc, vjp=_unshape, method=False,
-              implements=None):
-    """A one-input op linear in its input, its jvp the op applied to the tangent."""
+              implements=None, view=False):
+    """A one-input op linear in its input, its jvp the op applied to the tangent;
+    ``view``: its forward may return a view of its input (``OpDef.traits``)."""
     return OpDef(name, forward, vjp, jvp=_jvp.linear(forward), params=params, nargs=1,
                  method=method, implements=(getattr(np, name),) if implements is None
-                 else implements, samples=samples, doc=doc, complex=True)
+                 else implements, samples=samples, doc=doc, complex=True,
+                 traits=("view",) if view else ())
 
 
 @hookimpl
@@ -510,24 +512,25 @@ def tapegrad_ops():
     return [
         # -- squeeze, expand, ravel
         _shape_op("squeeze", np.squeeze, {"axis": None}, _squeeze_samples,
-                  "drop axes of length one", method=True),
+                  "drop axes of length one", method=True, view=True),
         _shape_op("expand_dims", np.expand_dims, {"axis": None}, _expand_samples,
-                  "insert axes of length one"),
+                  "insert axes of length one", view=True),
         OpDef("ravel", ravel, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
               method=True, implements=(np.ravel,), samples=_ravel_samples,
-              complex=True, doc="the elements as a 1-D array, in the given order"),
+              complex=True, traits=("view",),
+              doc="the elements as a 1-D array, in the given order"),
         OpDef("flatten", flatten, ravel_grad, jvp=ravel_jvp, params={"order": "C"}, nargs=1,
               method=True, samples=_ravel_samples,
               complex=True, doc="the elements as a 1-D array (ndarray.flatten)"),
         _shape_op("atleast_1d", np.atleast_1d, {}, _atleast_samples,
                   "view with at least one dimension (np.atleast_1d: each argument)",
-                  implements=((np.atleast_1d, _atleast),)),
+                  implements=((np.atleast_1d, _atleast),), view=True),
         _shape_op("atleast_2d", np.atleast_2d, {}, _atleast_samples,
                   "view with at least two dimensions (np.atleast_2d: each argument)",
-                  implements=((np.atleast_2d, _atleast),)),
+                  implements=((np.atleast_2d, _atleast),), view=True),
         _shape_op("atleast_3d", np.atleast_3d, {}, _atleast_samples,
                   "view with at least three dimensions (np.atleast_3d: each argument)",
-                  implements=((np.atleast_3d, _atleast),)),
+                  implements=((np.atleast_3d, _atleast),), view=True),
         # -- copies
         _shape_op("repeat", np.repeat, {"repeats": None, "axis": None}, _repeat_samples,
                   "repeat each element (the gradient sums the copies)", vjp=repeat_grad,
@@ -554,7 +557,7 @@ def tapegrad_ops():
                   "rotate by 90 degrees k times in the plane of two axes",
                   vjp=lambda g, out, x, k=1, axes=(0, 1): np.rot90(g, -k, axes)),
         _shape_op("moveaxis", np.moveaxis, {"source": None, "destination": None},
-                  _moveaxis_samples, "move axes to new positions",
+                  _moveaxis_samples, "move axes to new positions", view=True,
                   vjp=lambda g, out, x, source, destination: np.moveaxis(g, destination,
                                                                          source)),
         _shape_op("rollaxis", np.rollaxis, {"axis": None, "start": 0}, _rollaxis_samples,

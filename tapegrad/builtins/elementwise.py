@@ -221,7 +221,7 @@ def tapegrad_ops():
               doc="sin(pi x) / (pi x), 1 at 0"),
         # -------------------------------------------------------------- complex parts
         OpDef("real", real_part, lambda g, out, x: g, jvp=_jvp.linear(real_part),
-              properties=("real",), implements=(np.real,), complex=True,
+              properties=("real",), implements=(np.real,), complex=True, traits=("view",),
               doc="real part (x itself for real x)"),
         OpDef("imag", imag_part, imag_grad, jvp=_jvp.linear(imag_part),
               properties=("imag",), implements=(np.imag,), complex=True,

@@ -617,13 +617,14 @@ def tapegrad_ops():
               lazy=False, doc="np.linalg.eigvalsh: ascending eigenvalues of the triangle UPLO"),
         OpDef("eig", np.linalg.eig, eig_grad, jvp=eig_jvp, nout=2,
               implements=(np.linalg.eig,), samples=_eig_samples,
-              lazy=False,
+              lazy=False, traits=("value_dtype",),
               doc="np.linalg.eig: EigResult(eigenvalues, eigenvectors), complex when the "
                   "spectrum is (distinct eigenvalues; for complex vectors, gradients of "
                   "functions invariant to each vector's phase)"),
         OpDef("eigvals", np.linalg.eigvals, eigvals_grad, jvp=eigvals_jvp,
               implements=(np.linalg.eigvals,), samples=_eigvals_samples,
-              lazy=False, doc="np.linalg.eigvals: eigenvalues, complex when the spectrum is"),
+              lazy=False, traits=("value_dtype",),
+              doc="np.linalg.eigvals: eigenvalues, complex when the spectrum is"),
         OpDef("svd", svd_forward, svd_grad, nout=3,
               params={"full_matrices": True, "hermitian": False},
               implements=((np.linalg.svd, svd_dispatch),), samples=_svd_samples,

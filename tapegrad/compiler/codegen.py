@@ -15,7 +15,7 @@ import numpy as np
 from ..tensor import Tensor
 from .buffers import _Buffers
 from .emit import _BINARY, _UNARY, _Emitter, _Namer, _out_expr, _tree_expr
-from .steps import _VALUE_DTYPED, Program, Step, Var, _Guard, _Stale
+from .steps import Program, Step, Var, _Guard, _Stale, _value_dtyped
 
 ndarray = np.ndarray
 
@@ -136,7 +136,7 @@ def _assign(lines: list[str], s: Step, call: str, outs: list[str], em: _Emitter)
         for v, o in zip(s.outs, outs, strict=True):
             if v.wrap and o != "_":
                 lines.append(f"    {v.name} = asarray({v.name})")
-    if s.name in _VALUE_DTYPED and s.op is not None:
+    if _value_dtyped(s):
         for v, o in zip(s.outs, outs, strict=True):
             if o != "_":
                 lines.append(f"    if {v.name}.dtype != {em.const(v.dtype, 'dtype')}:")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from .steps import _VALUE_DTYPED, Program, Var, _Guard, _map_vars, _Stale
+from .steps import Program, Var, _Guard, _map_vars, _Stale, _value_dtyped
 
 ndarray = np.ndarray
 
@@ -110,7 +110,7 @@ def _assemble(plan: Program) -> tuple[list, list, list, list]:
                 frees = _frees(s, i, slots, outputs)
                 break
         checks = tuple((o, v.dtype) for o, v in zip(outs, s.outs, strict=True)) \
-            if s.name in _VALUE_DTYPED and s.op is not None else None
+            if _value_dtyped(s) else None
         if (len(outs) == 1 and not s.variadic and not s.pvars and not s.outs[0].wrap
                 and frees is None and checks is None):
             if s.params:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .emit import _BINARY, _Emitter, _Namer, _out_expr, _tree_expr
-from .steps import _VALUE_DTYPED, Program, Step, Var, _Guard, _Stale
+from .steps import Program, Step, Var, _Guard, _Stale, _value_dtyped
 
 ndarray = np.ndarray
 
@@ -63,10 +63,10 @@ def _float_exprs(plan: Program, em: _Emitter) -> list[tuple[Step, str]] | None:
             exprs.append((s, ""))
             continue
         out = s.outs[0]
-        if len(s.outs) != 1 or s.variadic or s.name in _VALUE_DTYPED:
+        if len(s.outs) != 1 or s.variadic or _value_dtyped(s):
             return None
-        if s.name == "getitem" and type(s.args[0]) is Var and id(s.args[0]) in arrays \
-                and not s.pvars:
+        if (s.op is not None and "index" in s.op.definition.traits
+                and type(s.args[0]) is Var and id(s.args[0]) in arrays and not s.pvars):
             index = em.expr(s.params["index"])
             if _scalar(out):
                 exprs.append((s, f"float({s.args[0].name}[{index}])"))

@@ -14,9 +14,12 @@ from ..tensor import Tensor
 
 ndarray = np.ndarray
 
-# Ops whose result's dtype depends on values (real or complex eigenvalues): the plan
-# checks the dtype after the step, and runs f eagerly when it differs.
-_VALUE_DTYPED = frozenset({"eig", "eigvals"})
+
+
+def _value_dtyped(s: Step) -> bool:
+    """Whether a step's result dtype depends on values (``OpDef.traits``): the plan
+    checks the dtype after it, and runs ``f`` eagerly when it differs."""
+    return s.op is not None and "value_dtype" in s.op.definition.traits
 
 
 class Var:

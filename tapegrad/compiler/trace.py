@@ -47,11 +47,6 @@ _VALUE_SHAPED = frozenset({
     np.nonzero, np.flatnonzero, np.argwhere, np.bincount, np.unique, np.extract,
     np.compress, np.trim_zeros,
 })
-# Ops that may return an identity view of their first input (an alias in the plan).
-_VIEW_OPS = frozenset({
-    "reshape", "ravel", "squeeze", "expand_dims", "transpose", "swapaxes", "moveaxis",
-    "astype", "getitem", "broadcast_to", "atleast_1d", "atleast_2d", "atleast_3d", "real",
-})
 
 
 def not_compilable(op_name: str, why: str = "") -> None:
@@ -376,16 +371,17 @@ class Tracer:
 
     def _op(self, info: Any) -> tuple:
         """What the tracer needs of an op, decided once per trace: ``(forward,
-        variadic, may return an identity view, is getitem)``; refuses an op that
-        cannot be part of a plan."""
+        variadic, may return an identity view, indexes by its param)`` (``OpDef.traits``);
+        refuses an op that cannot be part of a plan."""
         if info.name in _NOT_COMPILABLE or info.definition.__dict__.get("compilable") \
                 is False:
             why = _NOT_COMPILABLE.get(info.name) or "it declares itself not compilable"
             raise self.error(f"op {info.name!r} (from {info.source}) was called",
                              f"{why}; keep this function eager, or call the op outside "
                              "the compiled function and pass its result in")
+        traits = info.definition.traits
         op = self.ops[id(info)] = (info.definition.forward, info.variadic,
-                                   info.name in _VIEW_OPS, info.name == "getitem")
+                                   "view" in traits, "index" in traits)
         return op
 
     def _saved(self, saved: Any, arrays: list, parents: list) -> None:
