@@ -280,7 +280,10 @@ def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
                    for x, n in zip(saved, rec.parents, strict=True))
     out = (tuple(wire(o, Part(rec, k)) for k, o in enumerate(rec.out))
            if type(rec.out) is tuple else wire(rec.out, rec))
-    g = tuple(_as_tensor(x, wire) for x in g) if type(g) is tuple else _as_tensor(g, wire)
+    if type(g) is tuple:  # (a plain array: the zeros of an output nothing used, a constant)
+        g = tuple(x if type(x) is ndarray else _as_tensor(x, wire) for x in g)
+    else:
+        g = _as_tensor(g, wire)
     res = strict_vjp(rec, rec.parents, g, out, inputs, "cannot be differentiated twice")
     return tuple(_recorded_result(r, n, rec, wire)
                  for r, n in zip(res, rec.parents, strict=True))

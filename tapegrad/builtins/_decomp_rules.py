@@ -13,6 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def used(g):
+    """``None`` for the cotangent of an output nothing used, else ``g``.
+
+    The engine passes an output nothing used a plain array of zeros (under
+    ``create_graph`` too: a constant), so a rule can skip that output's term; a
+    cotangent that is a Tensor is always used (forward mode derived from a vjp
+    differentiates with respect to it)."""
+    return None if type(g) is np.ndarray and not g.any() else g
+
+
 def _t(x):
     return x.swapaxes(-1, -2)
 

@@ -40,6 +40,7 @@ from tapegrad.registry import lift
 from tapegrad.tensor import Tensor
 
 from ._decomp_rules import eig_vjp, eigh_vjp, qr_vjp, slogdet_vjp, svd_vjp
+from ._decomp_rules import used as _used
 from ._jvp import plus
 
 _svd_u = lift("svd_u")
@@ -218,11 +219,6 @@ def svd_vh_grad(g, out, a):
 
 
 # ------------------------------------------------------------------ decompositions
-
-
-def _used(g):
-    """``None`` for a plain all-zero cotangent (an output nothing used), else ``g``."""
-    return None if type(g) is np.ndarray and not g.any() else g
 
 
 def _no_gradient(g, what):

@@ -19,6 +19,8 @@ from tapegrad.hookspecs import hookimpl
 from tapegrad.opdef import OpDef
 from tapegrad.registry import lift
 
+from ._decomp_rules import used
+
 REDUCTIONS = ("mean", "sum", "none")
 
 _add, _max, _all = np.add.reduce, np.maximum.reduce, np.logical_and.reduce
@@ -178,6 +180,18 @@ def cross_entropy_forward(logits, labels, reduction="mean"):
     return cross_entropy_saving_softmax(logits, labels, reduction)[0]
 
 
+def softmax_cross_entropy_grad(g, out, logits, labels, reduction="mean"):
+    """The fused gradient from the softmax the forward saved, plus the softmax's own
+    term when that output is used too."""
+    (g_loss, g_probs), probs = g, out[1]
+    scale = g_loss[..., None] if reduction == "none" else _scale(g_loss, labels.size, reduction)
+    onehot = (np.arange(logits.shape[-1]) == labels[..., None]).astype(logits.dtype)
+    d = (probs - onehot) * scale
+    if used(g_probs) is not None:
+        d = d + softmax_grad(g_probs, probs, logits)
+    return d, None
+
+
 def cross_entropy_grad(g, out, logits, labels, reduction="mean"):
     scale = g[..., None] if reduction == "none" else _scale(g, labels.size, reduction)
     onehot = (np.arange(logits.shape[-1]) == labels[..., None]).astype(logits.dtype)
@@ -259,6 +273,11 @@ def tapegrad_ops():
               samples=_ce_samples,
               lazy=False, doc="softmax cross-entropy of logits (..., C) against int labels (...); "
                   "fused: vjp (softmax - onehot) / N"),
+        OpDef("softmax_cross_entropy", cross_entropy_saving_softmax,
+              softmax_cross_entropy_grad, nargs=2, nout=2, params={"reduction": "mean"},
+              nondiff=(1,), samples=_ce_samples, lazy=False,
+              doc="(cross_entropy(logits, labels), softmax(logits)) in one pass, the vjp "
+                  "reusing the softmax: what tg.nn.cross_entropy runs"),
         OpDef("binary_cross_entropy_with_logits", bce_logits_forward,
               (bce_grad_logits, bce_grad_targets), nargs=2, params={"reduction": "mean"},
              samples=_bce_samples,

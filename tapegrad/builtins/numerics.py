@@ -28,6 +28,7 @@ from tapegrad.opdef import OpDef
 from tapegrad.registry import lift
 from tapegrad.tensor import Tensor
 
+from ._decomp_rules import used as _used
 from .products import bilinear
 from .reductions import _kept
 from .scans import _along, _moved_last, _pad, _plain, _restore
@@ -54,11 +55,6 @@ def _float_dtype(*arrays):
     where np.interp and np.cov compute in float64 (and a float64 q would promote it)."""
     dtype = np.result_type(*(a for a in arrays if a is not None))
     return dtype if dtype.kind in "fc" else np.dtype(np.float64)
-
-
-def _used(g):
-    """``None`` for a plain all-zero cotangent (an output nothing used), else ``g``."""
-    return None if type(g) is np.ndarray and not g.any() else g
 
 
 # ----------------------------------------------------------------- interp

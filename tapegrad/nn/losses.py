@@ -55,15 +55,18 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any,
 
 def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of ``logits`` (shape ``(..., C)``) against integer class
-    ids ``labels`` (shape ``(...)``): ``logsumexp(logits) - logits[label]``."""
+    ids ``labels`` (shape ``(...)``): ``logsumexp(logits) - logits[label]``.
+
+    Runs op ``softmax_cross_entropy`` (its first output): the backward reuses the
+    softmax the forward computed, ``(softmax(logits) - onehot(labels)) / N``."""
     if isinstance(labels, Tensor):
         if labels.dtype.kind in "iu":  # class ids as they are (inside tg.compile: traced)
-            return ops.cross_entropy(logits, labels, reduction=reduction)
+            return ops.softmax_cross_entropy(logits, labels, reduction=reduction)[0]
         labels = labels.data
     labels = np.asarray(labels)
     if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
         labels = labels.astype(np.int64)
-    return ops.cross_entropy(logits, labels, reduction=reduction)
+    return ops.softmax_cross_entropy(logits, labels, reduction=reduction)[0]
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
