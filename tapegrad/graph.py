@@ -135,7 +135,7 @@ def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
 
 
 def record(info: OpInfo, parents: list, arrays: list, out: Any, params: dict) -> Any:
-    """Append one record for a call; return the output tensor(s).
+    """Record one op call; return the output tensor(s).
 
     The one place that checks outputs, decides what the record saves (protecting what
     the user can still change) and builds the record and its result tensor. A call
