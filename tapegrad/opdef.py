@@ -89,7 +89,10 @@ class OpDef:
             or complex eigenvalues): a plan checks it at every call;
             ``"index"``: the op is ``x[index]`` with its param ``index``: an index that is
             a boolean mask computed from traced values is refused (the result's shape
-            would depend on the values), and plans on floats write it as a subscript.
+            would depend on the values), and plans on floats write it as a subscript;
+            ``"composite"``: the forward is written with ops, operators and NumPy
+            functions only, so it also runs on Tensors: a full plan has its ops in its
+            place (every YAML forward formula).
     """
 
     name: str
@@ -123,7 +126,7 @@ class OpDef:
 
 
 #: The values of ``OpDef.traits``.
-TRAITS = frozenset({"view", "value_dtype", "index"})
+TRAITS = frozenset({"view", "value_dtype", "index", "composite"})
 
 
 @dataclass(eq=False)

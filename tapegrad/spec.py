@@ -500,6 +500,7 @@ class _Spec:
             implements=(self.ufunc,) if self.ufunc is not None else (),
             save_inputs=any(a in used for a in self.args),
             domain=domain, samples=samples, doc=self.doc, complex=self._complex(),
+            traits=("composite",) if "forward" in self.raw else (),
         )
 
     def _vjp(self, base: dict, callees: Mapping[str, Callee], used: set[str]) -> tuple:

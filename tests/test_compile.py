@@ -560,6 +560,21 @@ def test_buffers_are_reused_only_when_nothing_reads_them():
     assert "out=" in C.source
 
 
+def test_float_plans_keep_numpys_maximum_and_minimum():
+    # NaN on either side, and on a tie of 0.0 and -0.0 the second argument: NumPy's.
+    F = tg.value_and_grad(lambda x, y: tg.ops.maximum(x, y) + tg.ops.relu(x)
+                          + tg.ops.minimum(y, x), argnums=(0, 1))
+    C = tg.compile(F)
+    for _ in range(HOT):
+        C(0.5, 2.0)
+    assert "def compiled_lambda_floats(" in C.source
+    for args in [(np.nan, 1.0), (1.0, np.nan), (-0.0, 0.0), (0.0, -0.0), (2.0, 2.0)]:
+        got, want = C(*args), F(*args)
+        for g, w in zip([got[0], *got[1]], [want[0], *want[1]], strict=True):
+            np.testing.assert_array_equal(g, w)
+            assert np.signbit(g) == np.signbit(w), args
+
+
 def test_scalar_plans_run_on_floats_and_fall_back_to_numpy():
     def f(x, y):
         return tg.ops.log(x) / y + tg.ops.tanh(x * y) ** 2 - tg.ops.relu(y - x)

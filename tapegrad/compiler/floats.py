@@ -117,6 +117,9 @@ def _float_expr(s: Step, ins: list[str]) -> str | None:
         return f"math.pow({ins[0]}, {ins[1]})"
     if fn is np.absolute and len(ins) == 1:
         return f"abs({ins[0]})"
+    if (fn is np.maximum or fn is np.minimum) and len(ins) == 2 and not params:
+        a, b = ins  # NumPy's: a NaN on either side is the result; on a tie, b
+        return f"({a} if {a} {'>' if fn is np.maximum else '<'} {b} or {a} != {a} else {b})"
     if s.name == "relu" and len(ins) == 1:
         return f"max({ins[0]}, 0.0)"
     if s.name == "astype" and len(ins) == 1 and out.dtype == np.float64:

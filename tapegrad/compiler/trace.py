@@ -213,6 +213,8 @@ class Tracer:
             # A first trace (rules whole) makes the plan of a few calls only: as it comes.
             v = self._alias(op, fn, args, arrays, ps, n_vars, d, reads) if self.expand \
                 else None
+            if v is None and op[4]:  # a composite op: its own ops, as steps of the plan
+                v = self._inline(info, arrays, params)
             if v is None:
                 step = Step(fn, info.name, args, ps, op[1], info, pvars, reads)
                 v = Var("step", d, fn, type(out) is not ndarray)
@@ -324,6 +326,29 @@ class Tracer:
         first = self._repeat(fn, args, ps, reads[0])
         return None if first is None else first.outs[0]  # (a vjp recomputing out * out)
 
+    def _inline(self, info: Any, arrays: list, params: dict) -> Var | None:
+        """The value of a composite op's call with its forward run again on Tensors,
+        nothing recorded, so that each op inside is a step; None (and no step left
+        behind) if that forward does not run on Tensors."""
+        mark = len(self.steps)
+        thread = STATE.thread
+        enabled, thread.grad_enabled = thread.grad_enabled, False
+        try:
+            res = info.definition.forward(
+                *[_make(a, None) if type(a) is ndarray else a for a in arrays], **params)
+        except Exception:  # noqa: BLE001 - a forward for arrays only: called whole
+            res = None
+        finally:
+            thread.grad_enabled = enabled
+        v = self.ids.get(id(res._data)) if type(res) is Tensor else None
+        if v is None:
+            for s in self.steps[mark:]:  # (forget what the attempt traced)
+                for steps in self.uses.values():
+                    if s in steps:
+                        steps.remove(s)
+            del self.steps[mark:]
+        return v
+
     def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
                  pvars: list, reads: list, result: Any, out: Any) -> Any:
         """:meth:`call`'s outputs when the result is not one Tensor (a tuple of them);
@@ -371,8 +396,8 @@ class Tracer:
 
     def _op(self, info: Any) -> tuple:
         """What the tracer needs of an op, decided once per trace: ``(forward,
-        variadic, may return an identity view, indexes by its param)`` (``OpDef.traits``);
-        refuses an op that cannot be part of a plan."""
+        variadic, may return an identity view, indexes by its param, to inline)``
+        (``OpDef.traits``); refuses an op that cannot be part of a plan."""
         if info.name in _NOT_COMPILABLE or info.definition.__dict__.get("compilable") \
                 is False:
             why = _NOT_COMPILABLE.get(info.name) or "it declares itself not compilable"
@@ -381,7 +406,8 @@ class Tracer:
                              "the compiled function and pass its result in")
         traits = info.definition.traits
         op = self.ops[id(info)] = (info.definition.forward, info.variadic,
-                                   "view" in traits, "index" in traits)
+                                   "view" in traits, "index" in traits,
+                                   "composite" in traits and self.expand)
         return op
 
     def _saved(self, saved: Any, arrays: list, parents: list) -> None:
