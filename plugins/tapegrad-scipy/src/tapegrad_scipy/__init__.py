@@ -20,7 +20,7 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["special", "stats"]
+__all__ = ["special", "stats", "linalg", "signal"]
 
 
 def __getattr__(name: str) -> Any:
