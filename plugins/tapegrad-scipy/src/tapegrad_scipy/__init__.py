@@ -1,4 +1,5 @@
-"""tapegrad-scipy: differentiable scipy.special and scipy.stats for tapegrad, as a plugin.
+"""tapegrad-scipy: differentiable scipy.special, scipy.stats and the basics of scipy.linalg
+and scipy.signal for tapegrad, as a plugin.
 
 Installing the distribution is all it takes: its entry point (group ``tapegrad``, name
 ``scipy``) registers the scipy.special ufuncs as ops (``tg.ops.gammaln``, ...; declared
@@ -10,8 +11,12 @@ Without installing, register it at run time::
     tg.register_plugin(tapegrad_scipy.plugin, name="scipy")
 
 Then ``tapegrad_scipy.special`` (SciPy's signatures, including the functions SciPy
-writes in Python: ``logsumexp``, ``softmax``, ``polygamma``, ``multigammaln``, ...)
-and ``tapegrad_scipy.stats`` (``norm.logpdf(x, loc=0, scale=1)`` & co.).
+writes in Python: ``logsumexp``, ``softmax``, ``polygamma``, ``multigammaln``, ...),
+``tapegrad_scipy.stats`` (``norm.logpdf(x, loc=0, scale=1)`` & co.),
+``tapegrad_scipy.linalg`` (``solve_triangular``, ``cholesky``, ``cho_factor``,
+``cho_solve``, ``sqrtm``, ``expm``, ``solve_sylvester``) and ``tapegrad_scipy.signal``
+(``convolve``, ``correlate``, ``fftconvolve``): SciPy's signatures, on ops, as those
+SciPy functions do not dispatch on Tensors.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["special", "stats"]
+__all__ = ["special", "stats", "linalg", "signal"]
 
 
 def __getattr__(name: str) -> Any:
