@@ -27,8 +27,6 @@ _MATH = {np.tanh: "tanh", np.exp: "exp", np.log: "log", np.sin: "sin", np.cos: "
          np.log1p: "log1p", np.log2: "log2", np.log10: "log10", np.arctan2: "atan2"}
 _FLOAT_BINARY = {k: v for k, v in _BINARY.items() if k not in (np.matmul, np.power)}
 _FLOAT_KINDS = (np.dtype(np.float64), np.dtype(np.bool_))
-_SHAPE_OPS = frozenset({"reshape", "broadcast_to", "squeeze", "expand_dims", "ravel",
-                        "copy", "clone", "sum", "transpose", "atleast_1d"})
 
 
 def _scalar(v: Any) -> bool:
@@ -120,12 +118,9 @@ def _float_expr(s: Step, ins: list[str]) -> str | None:
     if (fn is np.maximum or fn is np.minimum) and len(ins) == 2 and not params:
         a, b = ins  # NumPy's: a NaN on either side is the result; on a tie, b
         return f"({a} if {a} {'>' if fn is np.maximum else '<'} {b} or {a} != {a} else {b})"
-    if s.name == "relu" and len(ins) == 1:
-        return f"max({ins[0]}, 0.0)"
-    if s.name == "astype" and len(ins) == 1 and out.dtype == np.float64:
-        return f"float({ins[0]})"
-    if s.name in _SHAPE_OPS and len(ins) == 1:
-        return ins[0]  # a reshape, a sum... of one number: the number
+    if (len(ins) == 1 and out.dtype == np.float64 and s.op is not None
+            and "view" in s.op.definition.traits):
+        return f"float({ins[0]})"  # a reshape, a cast... of one number: the number
     return None
 
 
