@@ -31,9 +31,10 @@ returns the traced values themselves. Measured on the 2000-op chain of
 reused (its ``HOT``-th call) or its ``source`` is read, ``f`` is traced again in full:
 every rule expanded into its ops, and the forward of every composite op (a YAML
 formula) too (straight-line code, repeats shared, buffers reused), and that plan is
-generated. So ``f`` runs twice per signature: keep side effects out of
-it. Until then the plan keeps a reference to the first call's arguments (to trace with
-them when its source is read). A rule whose values reach Python when expanded keeps its quick plan (rules whole).
+generated. So ``f`` runs twice per signature: keep side effects out of it. Until then
+the plan keeps a reference to the first call's arguments (to trace with them when its
+source is read). A rule whose values reach Python when expanded keeps its quick plan
+(rules whole).
 Memory: the tracer holds each array of 64 KiB or more only as long as ``f`` does, so
 tracing needs about what an eager call does, plus the small values of the trace.
 
