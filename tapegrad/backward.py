@@ -226,7 +226,7 @@ def call_vjp(rec: Record, g: Any, wire: Wire | None) -> Any:
     vjp = op.definition.vjp
     params = rec.params
     try:
-        if type(vjp) is tuple:  # one rule per input: only those needed run
+        if type(vjp) is tuple:  # one rule per input, only those needed (_apply, inline)
             res = []
             for i in range(len(parents)):
                 f = vjp[i]
@@ -274,7 +274,7 @@ def _recorded_vjp(rec: Record, g: Any, saved: tuple, wire: Wire) -> tuple:
             return res
     # While tg.compile traces, untracked saved arrays are wired too (as constants): what
     # the vjp computes from them (a one-hot of labels) must be recorded, not plain NumPy.
-    traced = STATE.thread.trace is not None
+    traced = trace is not None
     inputs = tuple(wire(x, n) if (n is not None or traced and type(x) is ndarray)
                    and hasattr(x, "dtype") else x
                    for x, n in zip(saved, rec.parents, strict=True))

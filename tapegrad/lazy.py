@@ -75,7 +75,6 @@ def guarded(info: Any) -> Any:
         forward = spread
     if info.definition.lazy:
         return forward
-    checked = forward
 
     def refusing(*args: Any, **params: Any) -> Any:
         for a in args:
@@ -86,7 +85,7 @@ def guarded(info: Any) -> Any:
                     "has no equivalent). Compute the input first (tg.compute(x), "
                     "x.compute(), or x.persist() to keep it on the cluster), or write "
                     "the step with dask.array functions")
-        return checked(*args, **params)
+        return forward(*args, **params)
 
     refusing.__name__ = getattr(forward, "__name__", info.name)
     return refusing

@@ -273,7 +273,7 @@ class Tracer:
             reads += pvars
         if positions and reads:
             self._rule_step(rec.op, tuple(mask), tuple(positions), args, ps, pvars, reads,
-                            res, grads)
+                            grads)
         for i in positions:
             grads[i] = _make(grads[i], None)
         return tuple(grads)
@@ -299,16 +299,16 @@ class Tracer:
         return args, reads
 
     def _rule_step(self, info: Any, mask: tuple, positions: tuple, args: list, ps: Any,
-                   pvars: Any, reads: list, res: Any, grads: list) -> None:
-        """The step calling ``info``'s vjp (as :class:`RuleCall`) for :meth:`vjp`."""
+                   pvars: Any, reads: list, grads: list) -> None:
+        """The step calling ``info``'s vjp (as :class:`RuleCall`, which returns arrays)
+        for :meth:`vjp`."""
         key = (id(info), mask, positions)
         fn = self.rules.get(key)
         if fn is None:
             fn = self.rules[key] = RuleCall(info, mask, positions)
         step = Step(fn, fn.__name__, args, ps, False, None, pvars, reads)
         for i in positions:
-            v = Var("step", grads[i], fn, wrap=type(res[i]) is not ndarray
-                    and not isinstance(res[i], Tensor))
+            v = Var("step", grads[i], fn)
             step.outs.append(v)
             self._bind(grads[i], v)
         self.steps.append(step)  # (no op call repeats a rule's call: not under _add)
@@ -341,12 +341,11 @@ class Tracer:
         finally:
             thread.grad_enabled = enabled
         v = self.ids.get(id(res._data)) if type(res) is Tensor else None
-        if v is None:
-            for s in self.steps[mark:]:  # (forget what the attempt traced)
-                for steps in self.uses.values():
-                    if s in steps:
-                        steps.remove(s)
+        if v is None and len(self.steps) > mark:  # forget what the attempt traced
+            gone = {id(s) for s in self.steps[mark:]}
             del self.steps[mark:]
+            for steps in self.uses.values():
+                steps[:] = [s for s in steps if id(s) not in gone]
         return v
 
     def _several(self, fn: Any, info: Any, variadic: bool, args: list, ps: Any,
