@@ -51,7 +51,8 @@ from .registry import (
     unregister_plugin,
 )
 from .spec_files import load_spec
-from .tape import Tape, enable_grad, is_grad_enabled, no_grad
+from .state import enable_grad, is_grad_enabled, no_grad
+from .tape import Tape
 from .tensor import Tensor, tensor
 from .transforms import grad, hessian, jacobian, value_and_grad, vjp
 

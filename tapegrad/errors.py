@@ -3,10 +3,13 @@
 Every error tapegrad raises on purpose derives from :class:`TapegradError`. Where a
 built-in exception type is the natural one for callers to catch (``ValueError`` for a
 bad value, ``KeyError`` for an unknown op, ``RuntimeError`` for a misuse of the tape),
-the tapegrad class derives from it too, so ``except ValueError`` keeps working.
+the tapegrad class derives from it too, so ``except ValueError`` keeps working. The
+messages shared by several modules are built here too.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class TapegradError(Exception):
@@ -84,3 +87,46 @@ class CompileError(TapegradError):
 
 class CompileWarning(UserWarning):
     """A compiled function keeps tracing again (its arguments' signature keeps changing)."""
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def complex_error(info: Any) -> TypeError:
+    """Op ``info`` (an ``OpInfo``) has no complex rule and met a complex input."""
+    return TapegradTypeError(
+        f"op {info.name!r} (from {info.source}) has no rule for complex numbers, and a "
+        "complex value needing a gradient reached it. Use real inputs, or declare the op "
+        "OpDef(complex=True) once its vjp is right for complex inputs (docs/TRANSFORMS.md)")
+
+
+_op_error_classes: dict[type, type] = {}
+
+
+def forward_failed(info: Any, exc: Exception, inputs: tuple, params: dict) -> Exception:
+    """``exc`` from an op's forward, re-raised naming the op, its source and the inputs.
+
+    The new exception is still an instance of the original type (a ValueError stays a
+    ValueError) and of TapegradError.
+    """
+    if isinstance(exc, TapegradError):
+        return exc
+    shapes = ", ".join(str(getattr(x, "shape", type(x).__name__)) for x in inputs)
+    shown = {k: v for k, v in params.items() if info.params.get(k, _NO) is not v}
+    extra = f" and params {shown}" if shown else ""
+    msg = (f"op {info.name!r} (from {info.source}) failed on inputs of shape {shapes}"
+           f"{extra}: {type(exc).__name__}: {exc}")
+    cls = _op_error_classes.get(type(exc))
+    if cls is None:
+        try:
+            cls = type(f"Op{type(exc).__name__}", (TapegradError, type(exc)), {
+                "__init__": lambda self, m: BaseException.__init__(self, m),
+                "__str__": lambda self: str(self.args[0]),
+            })
+        except TypeError:  # an exception type that cannot be subclassed this way
+            cls = OpRuleError
+        _op_error_classes[type(exc)] = cls
+    return cls(msg)
+
+
+_NO = object()

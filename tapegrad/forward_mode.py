@@ -39,13 +39,14 @@ import numpy as np
 
 from . import tree
 from .anomaly import check_finite
-from .backward import conj, strict_vjp
+from .backward import conj
 from .compiler import tracer
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError, TapegradValueError
+from .higher_order import strict_vjp
 from .lazy import foreign
-from .state import STATE
-from .tape import Tape, enable_grad, no_grad
+from .state import STATE, enable_grad, no_grad
+from .tape import Tape
 from .tensor import Tensor, wire
 from .transforms import finish, float_array, gradient_scope, is_nested, new_leaf, trace
 

@@ -11,7 +11,7 @@ import numpy as np
 from . import tree
 from .errors import GradcheckError, TapegradIndexError, TapegradValueError
 from .opdef import OpInfo, Sample
-from .tape import no_grad
+from .state import no_grad
 from .tensor import Tensor, tensor
 
 

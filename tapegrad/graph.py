@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .anomaly import check_finite, user_site
+from .arguments import NUMBERS, as_input, bind, bind_variadic
 from .backward import ShapeOf
 from .entry import Part, Record, next_seq
-from .errors import OpRuleError, TapegradError, TapegradTypeError
+from .errors import OpRuleError, complex_error, forward_failed
 from .lazy import guarded
 from .protect import protect
 from .state import STATE
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from .opdef import OpInfo
 
 ndarray = np.ndarray
-_NUMBERS = (int, float, complex, bool, np.generic)
 
 
 # --------------------------------------------------------------------------- callers
@@ -81,54 +81,6 @@ def freeze(parents: list, frozen: frozenset) -> None:
     for i in frozen:
         if i < len(parents):
             parents[i] = None
-
-
-def as_input(x: Any, info: OpInfo, pos: int) -> Any:
-    """An op input that is not a Tensor: arrays and numbers pass, sequences convert."""
-    if x is None or isinstance(x, (ndarray, *_NUMBERS)) or hasattr(x, "__array_function__"):
-        return x
-    if isinstance(x, (list, tuple)):
-        arr = np.asarray(x)  # a sequence holding a tracked Tensor refuses (conversion rule)
-        if arr.dtype.kind in "biufc":
-            return arr
-    raise TapegradTypeError(f"op {info.name!r} ({info.source}): input {pos} is a "
-                            f"{type(x).__name__}, expected a Tensor, an array or a number")
-
-
-def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
-    """Split a call's arguments into inputs and params (positional params allowed)."""
-    need = info.nargs - info.definition.optional
-    if len(args) < need:
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {need} input(s), "
-                                f"got {len(args)}")
-    ninputs = min(len(args), info.nargs)
-    inputs = args[:ninputs] + (None,) * (info.nargs - ninputs)
-    return inputs, bind_params(info, args[ninputs:], params)
-
-
-def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
-    if not args:
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes a sequence of inputs")
-    extra = args[1:]
-    return list(args[0]), (bind_params(info, extra, params) if extra or params
-                           else info.params)
-
-
-def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
-    names = list(info.params)
-    if len(extra) > len(names):
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} "
-                                f"input(s) and params {names}, but "
-                                f"{info.nargs + len(extra)} were given")
-    unknown = params.keys() - info.params.keys()
-    if unknown:
-        raise TapegradTypeError(f"op {info.name!r} ({info.source}) got unexpected "
-                                f"parameter(s) {sorted(unknown)}; it takes {names or 'none'}")
-    bound = dict(zip(names, extra, strict=False))
-    dup = bound.keys() & params.keys()
-    if dup:
-        raise TapegradTypeError(f"op {info.name!r}: got multiple values for {sorted(dup)}")
-    return {**info.params, **bound, **params}
 
 
 # --------------------------------------------------------------------------- recording
@@ -262,7 +214,7 @@ def _as_array(info: OpInfo, out: Any) -> Any:
         if isinstance(out, Tensor):
             raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned a "
                               "Tensor; forward rules take and return plain arrays")
-        if isinstance(out, _NUMBERS) or not hasattr(out, "dtype"):
+        if isinstance(out, NUMBERS) or not hasattr(out, "dtype"):
             out = np.asarray(out)
     if out.dtype.kind not in "biufc":
         raise OpRuleError(f"op {info.name!r} ({info.source}): forward returned an array of "
@@ -277,45 +229,3 @@ def _complex(arrays: list, parents: list) -> bool:
         if parents[i] is not None and dtype is not None and dtype.kind == "c":
             return True
     return False
-
-
-def complex_error(info: OpInfo) -> TypeError:
-    return TapegradTypeError(
-        f"op {info.name!r} (from {info.source}) has no rule for complex numbers, and a "
-        "complex value needing a gradient reached it. Use real inputs, or declare the op "
-        "OpDef(complex=True) once its vjp is right for complex inputs (docs/TRANSFORMS.md)")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-_op_error_classes: dict[type, type] = {}
-
-
-def forward_failed(info: OpInfo, exc: Exception, inputs: tuple, params: dict) -> Exception:
-    """``exc`` from an op's forward, re-raised naming the op, its source and the inputs.
-
-    The new exception is still an instance of the original type (a ValueError stays a
-    ValueError) and of TapegradError.
-    """
-    if isinstance(exc, TapegradError):
-        return exc
-    shapes = ", ".join(str(getattr(x, "shape", type(x).__name__)) for x in inputs)
-    shown = {k: v for k, v in params.items() if info.params.get(k, _NO) is not v}
-    extra = f" and params {shown}" if shown else ""
-    msg = (f"op {info.name!r} (from {info.source}) failed on inputs of shape {shapes}"
-           f"{extra}: {type(exc).__name__}: {exc}")
-    cls = _op_error_classes.get(type(exc))
-    if cls is None:
-        try:
-            cls = type(f"Op{type(exc).__name__}", (TapegradError, type(exc)), {
-                "__init__": lambda self, m: BaseException.__init__(self, m),
-                "__str__": lambda self: str(self.args[0]),
-            })
-        except TypeError:  # an exception type that cannot be subclassed this way
-            cls = OpRuleError
-        _op_error_classes[type(exc)] = cls
-    return cls(msg)
-
-
-_NO = object()

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .opdef import OpInfo, input_names
+from .arguments import input_names
+from .opdef import OpInfo
 from .registry import REGISTRY, plugin_manager, register_plugin, unregister_plugin
 
 #: The command that writes the document (run from the repository root).

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .arguments import input_names
 from .errors import PluginError
 
 #: A sample for automatic gradient checks: positional inputs and keyword params.
@@ -200,58 +200,3 @@ class OpInfo:
 
     def __repr__(self) -> str:
         return f"<OpInfo {self.describe()}>"
-
-
-def input_names(forward: Callable[..., Any], nargs: int, params: Mapping[str, Any]) -> list:
-    """The forward's own names for its array inputs (``x0, x1`` when it has none)."""
-    try:
-        names = [p.name for p in inspect.signature(forward).parameters.values()
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                 and p.name not in params]
-    except (TypeError, ValueError):
-        names = []
-    return names[:nargs] if len(names) >= nargs else [f"x{i}" for i in range(nargs)]
-
-
-def resolve_arity(op: OpDef, source: str) -> tuple[int, dict[str, Any]]:
-    """Number of array inputs and keyword params of ``op``, inferring what it leaves out."""
-    params = dict(op.params) if op.params is not None else None
-    nargs = op.nargs
-    if op.variadic:
-        return 1, params or {}
-    if nargs is None or params is None:
-        inferred_n, inferred_p = _infer_signature(op.forward, params or {})
-        if nargs is None:
-            # optional inputs are the first keyword arguments, defaulting to None
-            nargs = inferred_n + op.optional
-        if params is None:
-            params = dict(list(inferred_p.items())[op.optional:])
-    if nargs is None or nargs < 0:
-        raise PluginError(
-            f"op {op.name!r} from {source}: cannot tell how many inputs its forward "
-            "takes; pass nargs= to OpDef"
-        )
-    return nargs, params or {}
-
-
-def _infer_signature(fn: Callable[..., Any],
-                     declared: Mapping[str, Any]) -> tuple[int | None, dict[str, Any]]:
-    """Inputs = positional arguments without default that are not declared params."""
-    if isinstance(fn, np.ufunc):
-        return fn.nin, {}
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None, {}
-    n = 0
-    params: dict[str, Any] = {}
-    for p in sig.parameters.values():
-        if p.name in declared:
-            continue
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            n += 1
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            params[p.name] = None if p.default is p.empty else p.default
-        elif p.kind is p.VAR_POSITIONAL:
-            return None, params
-    return n, params

@@ -3,8 +3,9 @@
 pluggy runs here, when plugins are registered, and never when an op is called. Which
 plugins are registered and what each contributes is ``plugins.py``'s job (built-in op
 packs, installed distributions, ``TAPEGRAD_DISABLE_PLUGINS``); this module adds what
-``tg.register_plugin`` brings at run time, and on each change rebuilds the table:
-``tg.ops``, ``Tensor`` methods and operators, and the NumPy dispatch tables.
+``tg.register_plugin`` brings at run time, and on each change rebuilds the table and
+publishes it (``install.py``): ``tg.ops``, ``Tensor`` methods and operators, and the
+NumPy dispatch tables.
 
 A plugin that misbehaves (a hook that raises, returns something other than a list of
 ``OpDef`` / paths, an op with an invalid name) is skipped with a warning naming it and
@@ -17,28 +18,21 @@ meanwhile always sees every op of either the old table or the new one.
 from __future__ import annotations
 
 import difflib
-import functools
 import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pluggy
 
-from . import dispatch, hookspecs, plugins
+from . import hookspecs, install, plugins
+from .arguments import resolve_arity
 from .errors import PluginError, UnknownOpError
 from .formula import short
 from .graph import make_caller
-from .opdef import OpDef, OpInfo, resolve_arity
-from .tensor import CORE_ATTRIBUTES, Tensor
-
-# Python's reflected binary operators: bound with their operands swapped.
-_REFLECTED = {
-    f"__r{n}__" for n in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
-                          "matmul", "and", "or", "xor", "lshift", "rshift", "divmod")
-}
+from .opdef import OpDef, OpInfo
+from .tensor import Tensor
 
 
 class OpNamespace:
@@ -189,12 +183,13 @@ class Registry:
                 if strict and not any(str(path) in p for p in self.problems):
                     raise exc
                 problems.append(f"spec file {path} (plugin {plugin!r}) is skipped: {exc}")
-            bound = self._bind(table, problems)
+            bound = install.attributes(table, problems)
             new = [p for p in problems if p not in self.problems]
             if strict and new:
                 raise PluginError("; ".join(p.removesuffix("; the plugin is skipped")
                                             for p in new))
-            self._install(table, bound)
+            install.publish(table, bound, self.namespace, self._bound)
+            self.ops, self._bound = table, set(bound)
             self.problems = problems
         for p in new:
             warnings.warn(f"tapegrad: {p}", stacklevel=3)
@@ -237,92 +232,6 @@ class Registry:
             )
             return
         table[info.name] = info
-
-    def _bind(self, table: dict[str, OpInfo], problems: list[str]) -> dict[str, Any]:
-        """The Tensor attributes the ops ask for: name -> function or property."""
-        bound: dict[str, Any] = {}
-        owner: dict[str, str] = {}
-
-        def claim(attr: str, info: OpInfo, value: Any) -> None:
-            if attr in CORE_ATTRIBUTES:
-                problems.append(
-                    f"op {info.name!r} ({info.source}) cannot bind Tensor.{attr}: it is "
-                    "a core Tensor attribute"
-                )
-            elif attr in bound:
-                problems.append(
-                    f"op {info.name!r} ({info.source}) wants Tensor.{attr}, already bound "
-                    f"to op {owner[attr]!r}; keeping the first"
-                )
-            else:
-                bound[attr] = value
-                owner[attr] = info.name
-
-        for info in table.values():
-            d = info.definition
-            call = info.call
-            if d.method:
-                if callable(d.method) and not isinstance(d.method, bool):
-                    claim(info.name, info, _method_adapter(d.method, call))
-                else:
-                    attr = d.method if isinstance(d.method, str) else info.name
-                    claim(attr, info, call)
-            for attr in d.operators:
-                claim(attr, info, _reflected(call) if attr in _REFLECTED else call)
-            for attr in d.properties:
-                claim(attr, info, property(call, doc=info.doc or info.name))
-        return bound
-
-    def _install(self, table: dict[str, OpInfo], bound: dict[str, Any]) -> None:
-        """Publish a table built aside. Readers in other threads must never miss an
-        entry present in both the old table and the new one: every shared mapping gets
-        its new entries first and loses its stale ones after (``self.ops`` is swapped
-        in one assignment)."""
-        ufuncs: dict[Any, Any] = {}
-        functions: dict[Any, Any] = {}
-        for info in table.values():
-            d = info.definition
-            targets = list(d.implements)
-            if isinstance(d.forward, np.ufunc) and d.forward.nin == info.nargs:
-                targets.append(d.forward)
-            for fn in targets:
-                call = info.call
-                if isinstance(fn, tuple):  # (NumPy function, adapter of its signature)
-                    fn, call = fn[0], functools.partial(fn[1], info.call)
-                (ufuncs if isinstance(fn, np.ufunc) else functions).setdefault(fn, call)
-        for attr, value in bound.items():
-            setattr(Tensor, attr, value)
-        self.ops = table
-        _publish(self.namespace.__dict__, {name: info.call for name, info in table.items()})
-        dispatch.TABLES = (ufuncs, functions)  # one store: readers see old or new, whole
-        for attr in self._bound - bound.keys():
-            if attr in Tensor.__dict__:
-                delattr(Tensor, attr)
-        self._bound = set(bound)
-
-
-def _publish(target: dict[Any, Any], new: dict[Any, Any]) -> None:
-    """Make ``target`` equal to ``new`` without a moment where a key of both is missing."""
-    target.update(new)
-    for key in [k for k in target if k not in new]:
-        target.pop(key, None)
-
-
-def _reflected(call: Callable[..., Any]) -> Callable[..., Any]:
-    def reflected(self: Any, other: Any) -> Any:
-        return call(other, self)
-
-    reflected.__name__ = f"r{call.__name__}"
-    return reflected
-
-
-def _method_adapter(fn: Callable[..., Any], call: Callable[..., Any]) -> Callable[..., Any]:
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(call, self, *args, **kwargs)
-
-    method.__name__ = call.__name__
-    method.__doc__ = call.__doc__
-    return method
 
 
 # --------------------------------------------------------------------- public API

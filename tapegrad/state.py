@@ -10,14 +10,17 @@ process: how many anomaly blocks are open, and how many mode blocks of any kind
 While that count is zero, every thread records plainly and the op callers skip the
 thread-local reads.
 
-Owner: this module. The context managers in ``tape.py`` and ``anomaly.py`` change it
-through :meth:`RecordingState.enter` and :meth:`RecordingState.leave` only.
+Owner: this module. Its grad-mode context managers (``no_grad``, ``enable_grad``),
+``tg.Tape`` and ``detect_anomaly`` change it through :meth:`RecordingState.enter` and
+:meth:`RecordingState.leave` only.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 
 class _PerThread(threading.local):
@@ -64,3 +67,49 @@ class RecordingState:
 
 
 STATE = RecordingState()
+
+
+# ----------------------------------------------------------------------- grad mode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _GradMode:
+    """Context manager (and decorator) that sets whether ops are recorded."""
+
+    enabled = True
+
+    def __enter__(self) -> None:
+        STATE.enter()
+        self._prev = STATE.thread.grad_enabled
+        STATE.thread.grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        STATE.thread.grad_enabled = self._prev
+        STATE.leave()
+
+    def __call__(self, fn: F) -> F:
+        mode = type(self)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_GradMode):  # noqa: N801
+    """Nothing computed inside is recorded (in this thread): for inference and updates."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    """Record again inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return STATE.thread.grad_enabled

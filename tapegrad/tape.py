@@ -1,4 +1,4 @@
-"""Recording contexts: ``tg.Tape`` (an explicit Wengert list) and ``tg.no_grad``.
+"""Explicit tapes: ``tg.Tape``, a Wengert list of the records made while it is open.
 
 Ops on tracked tensors are recorded whether or not a ``Tape`` is open: that is what
 makes ``loss.backward()`` work after a plain forward pass. A ``Tape`` additionally keeps
@@ -9,9 +9,8 @@ recording is itself recorded, so the outer tape can differentiate it again.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -21,49 +20,6 @@ from .errors import GraphError, TapegradTypeError
 from .lazy import foreign
 from .state import STATE
 from .tensor import Tensor, wire
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _GradMode:
-    """Context manager (and decorator) that sets whether ops are recorded."""
-
-    enabled = True
-
-    def __enter__(self) -> None:
-        STATE.enter()
-        self._prev = STATE.thread.grad_enabled
-        STATE.thread.grad_enabled = self.enabled
-
-    def __exit__(self, *exc: object) -> None:
-        STATE.thread.grad_enabled = self._prev
-        STATE.leave()
-
-    def __call__(self, fn: F) -> F:
-        mode = type(self)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with mode():
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-
-class no_grad(_GradMode):  # noqa: N801
-    """Nothing computed inside is recorded (in this thread): for inference and updates."""
-
-    enabled = False
-
-
-class enable_grad(_GradMode):  # noqa: N801
-    """Record again inside a ``no_grad`` block."""
-
-    enabled = True
-
-
-def is_grad_enabled() -> bool:
-    return STATE.thread.grad_enabled
 
 
 class Tape:

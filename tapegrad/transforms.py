@@ -53,8 +53,8 @@ from .compiler import tracer
 from .entry import Leaf, Part
 from .errors import ShapeError, TapegradIndexError, TapegradTypeError, TapegradValueError
 from .lazy import foreign
-from .state import STATE
-from .tape import Tape, enable_grad, no_grad
+from .state import STATE, enable_grad, no_grad
+from .tape import Tape
 from .tensor import Tensor, _make
 
 __all__ = ["grad", "value_and_grad", "vjp", "jacobian", "hessian"]

@@ -15,8 +15,8 @@ import numpy as np
 
 from .. import tree
 from ..errors import CompileError, CompileWarning
-from ..state import STATE
-from ..tape import Tape, enable_grad
+from ..state import STATE, enable_grad
+from ..tape import Tape
 from ..tensor import Tensor
 from .plan import Plan
 from .signature import _STATIC, _arg_names, _classify, _Eager, _leaf_name, _Slow, _walk

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backward import _apply
+from ..higher_order import apply_vjp
 from ..tensor import Tensor
 from .steps import _Guard
 
@@ -29,7 +29,7 @@ class RuleCall:
     as a step's one output is).
 
     ``mask`` says which inputs need a gradient (``None`` where the record's parent is
-    ``None``, as the engine passes parents to ``backward._apply``); ``nout`` is the
+    ``None``, as the engine passes parents to ``higher_order.apply_vjp``); ``nout`` is the
     op's number of outputs (its ``g`` and ``out`` come first, one argument each).
     """
 
@@ -61,7 +61,7 @@ class RuleCall:
 
 def gradients(vjp: Any, mask: tuple, g: Any, out: Any, inputs: tuple, params: dict) -> tuple:
     """A vjp's gradients, one per input (``None`` where it gives none)."""
-    res = _apply(vjp, mask, g, out, inputs, params)
+    res = apply_vjp(vjp, mask, g, out, inputs, params)
     if type(res) is not tuple and type(res) is not list:
         res = (res,)  # a one-input vjp may return its gradient bare
     if len(res) != len(mask):  # not as traced: the eager run names the broken rule
