@@ -20,6 +20,8 @@ import itertools
 import weakref
 from typing import Any
 
+import numpy as np
+
 _seq = itertools.count(1)
 next_seq = _seq.__next__
 
@@ -110,3 +112,21 @@ class Part(Node):
 
     def meta(self) -> tuple[tuple[int, ...], Any]:
         return self.record.output_meta(self.index)
+
+
+class ShapeOf:
+    """Stands in for an input whose vjp needs only its shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))

@@ -39,12 +39,12 @@ import numpy as np
 
 from . import tree
 from .anomaly import check_finite
-from .backward import conj
 from .compiler import tracer
 from .entry import Part, Record
 from .errors import DifferentiabilityError, GraphError, OpRuleError, ShapeError, TapegradValueError
 from .higher_order import strict_vjp
 from .lazy import foreign
+from .leaves import conj
 from .state import STATE, enable_grad, no_grad
 from .tape import Tape
 from .tensor import Tensor, wire

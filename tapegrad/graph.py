@@ -24,8 +24,7 @@ import numpy as np
 
 from .anomaly import check_finite, user_site
 from .arguments import NUMBERS, as_input, bind, bind_variadic
-from .backward import ShapeOf
-from .entry import Part, Record, next_seq
+from .entry import Part, Record, ShapeOf, next_seq
 from .errors import OpRuleError, complex_error, forward_failed
 from .lazy import guarded
 from .protect import protect

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .backward import conj, make_seed, replay
+from .backward import replay
 from .entry import Record, Watched
 from .errors import GraphError, TapegradTypeError
 from .lazy import foreign
+from .leaves import conj, make_seed
 from .state import STATE
 from .tensor import Tensor, wire
 

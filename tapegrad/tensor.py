@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from . import backward as _backward
+from . import leaves
+from .backward import replay
 from .dispatch import NumpyProtocol
 from .entry import Leaf, Node, Watched
 from .errors import GraphError, TapegradTypeError
@@ -165,10 +166,10 @@ class Tensor(NumpyProtocol):
             raise GraphError(
                 "backward() on a tensor that does not require grad: no input of the "
                 "computation had requires_grad=True (or it ran under tg.no_grad())")
-        seed = _backward.make_seed(self._data, grad, create_graph, wire)
-        grads = _backward.replay({self._node: seed}, retain_graph or create_graph,
+        seed = leaves.make_seed(self._data, grad, create_graph, wire)
+        grads = replay({self._node: seed}, retain_graph or create_graph,
                                  wire if create_graph else None)
-        _backward.commit_leaves(grads, create_graph)
+        leaves.commit_leaves(grads, create_graph)
 
     def register_hook(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(grad)`` with the gradient flowing into this tensor during backward.
@@ -206,7 +207,7 @@ class Tensor(NumpyProtocol):
             _leaving(self, f"an in-place {ufunc.__name__}")
         if type(node) is not Leaf:
             return NotImplemented
-        if _backward.STATE.thread.grad_enabled:
+        if STATE.thread.grad_enabled:
             raise GraphError(
                 f"in-place {ufunc.__name__} on a leaf tensor that requires grad: it would "
                 "not be recorded. Update parameters inside `with tg.no_grad():`, or write "
