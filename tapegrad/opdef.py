@@ -129,12 +129,13 @@ class OpDef:
 TRAITS = frozenset({"view", "value_dtype", "index", "composite"})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OpInfo:
     """A registered op: its definition, where it came from and how to call it.
 
     ``source`` is the plugin name, or the YAML file the op was declared in.
-    ``call`` is the function behind ``tg.ops.<name>``.
+    ``call`` is the function behind ``tg.ops.<name>``. Slotted: the engine reads its
+    fields on every call.
     """
 
     name: str
@@ -144,6 +145,13 @@ class OpInfo:
     definition: OpDef
     call: Callable[..., Any] = field(repr=False, default=None)  # type: ignore[assignment]
     plugin: str = ""
+    # Derived from the definition in __post_init__:
+    frozen: frozenset = field(init=False, repr=False)
+    save_inputs: Any = field(init=False, repr=False)
+    complex: bool = field(init=False, repr=False)
+    nout: int = field(init=False, repr=False)
+    plain: bool = field(init=False, repr=False)
+    blank: tuple | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Derived once, read by the engine on every call.
