@@ -12,6 +12,9 @@ backward (replay) separately, and their sum, against
 - ``tapegrad compiled``: ``tg.compile(tg.value_and_grad(f))``, the same function
   traced once and replayed as a plan of plain NumPy calls (forward and backward in one
   call: only the total is reported);
+- ``minimal engine (reference)``: ``minimal_engine.py``, the least an eager engine of
+  tapegrad's shape does (two objects per op, a heap replay, no checks): context for the
+  eager target;
 - autograd (``make_vjp``) and torch eager, when installed.
 
 Targets: tapegrad forward + backward per op <= 2.8x the hand-written floor; compiled
@@ -117,6 +120,20 @@ def tapegrad_fwd_bwd(tg, x0, a, b, cycles):
     return t1 - t0, t2 - t1, x.grad
 
 
+def minimal_fwd_bwd(x0, a, b, cycles):
+    """The reference engine of ``minimal_engine.py`` (the backward seeds the chain's
+    output with ones: its sum's gradient)."""
+    import minimal_engine as M
+
+    t0 = C.perf_counter()
+    x = M.leaf(x0)
+    y = chain(x, a, b, cycles, M.tanh, M.sin, M.exp)
+    t1 = C.perf_counter()
+    grads = M.backward(y)
+    t2 = C.perf_counter()
+    return t1 - t0, t2 - t1, grads[x.node]
+
+
 def chain_value_and_grad(tg, a, b, cycles):
     """``tg.value_and_grad`` of the chain's sum, for the compiled row and its tracing."""
     def f(x):
@@ -215,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Gradients must agree before anything is timed.
     _, _, g_ref = numpy_fwd_bwd(x, a, b, cycles)
-    impls = {"tapegrad": lambda: tapegrad_fwd_bwd(tg, x, a, b, cycles)}
+    impls = {"tapegrad": lambda: tapegrad_fwd_bwd(tg, x, a, b, cycles),
+             "minimal engine (reference)": lambda: minimal_fwd_bwd(x, a, b, cycles)}
     step = tg.compile(chain_value_and_grad(tg, a, b, cycles))
     compiled = lambda: (0.0, 0.0, compiled_fwd_bwd(step, x)[1])  # noqa: E731
     if ag is not None:
@@ -275,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.info(f"ratio tapegrad/numpy forward only = "
              f"{tgr['fwd'] / res['numpy fwd+bwd (hand)']['fwd']:.2f}, backward only = "
              f"{tgr['bwd'] / res['numpy fwd+bwd (hand)']['bwd']:.2f}")
+    rep.info(f"ratio minimal engine (reference)/numpy = "
+             f"{res['minimal engine (reference)']['total'] / floor:.2f}: recording with two "
+             "objects per op and no checks (benchmarks/minimal_engine.py)")
     rep.check("ratio tapegrad compiled/numpy (fwd+bwd per op)",
               C.ratio(res["tapegrad compiled"]["total"], floor), COMPILED_TARGET)
     rep.check("ratio tapegrad compiled first call (trace + plan)/one eager call",
