@@ -12,7 +12,7 @@ backward (replay) separately, and their sum, against
 - ``tapegrad compiled``: ``tg.compile(tg.value_and_grad(f))``, the same function
   traced once and replayed as a plan of plain NumPy calls (forward and backward in one
   call: only the total is reported);
-- ``minimal engine (reference)``: ``minimal_engine.py``, the least an eager engine of
+- ``minimal engine (reference)``: ``_minimal_engine.py``, the least an eager engine of
   tapegrad's shape does (two objects per op, a heap replay, no checks): context for the
   eager target;
 - autograd (``make_vjp``) and torch eager, when installed.
@@ -121,9 +121,9 @@ def tapegrad_fwd_bwd(tg, x0, a, b, cycles):
 
 
 def minimal_fwd_bwd(x0, a, b, cycles):
-    """The reference engine of ``minimal_engine.py`` (the backward seeds the chain's
+    """The reference engine of ``_minimal_engine.py`` (the backward seeds the chain's
     output with ones: its sum's gradient)."""
-    import minimal_engine as M
+    import _minimal_engine as M
 
     t0 = C.perf_counter()
     x = M.leaf(x0)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{tgr['bwd'] / res['numpy fwd+bwd (hand)']['bwd']:.2f}")
     rep.info(f"ratio minimal engine (reference)/numpy = "
              f"{res['minimal engine (reference)']['total'] / floor:.2f}: recording with two "
-             "objects per op and no checks (benchmarks/minimal_engine.py)")
+             "objects per op and no checks (benchmarks/_minimal_engine.py)")
     rep.check("ratio tapegrad compiled/numpy (fwd+bwd per op)",
               C.ratio(res["tapegrad compiled"]["total"], floor), COMPILED_TARGET)
     rep.check("ratio tapegrad compiled first call (trace + plan)/one eager call",
