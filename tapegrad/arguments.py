@@ -4,20 +4,19 @@ how the arguments of one call bind to them.
 An op's inputs are its forward's positional arguments without a default (or
 ``OpDef(nargs=...)``); its params are the keyword arguments (or ``OpDef(params=...)``).
 A call may pass params positionally after the inputs, as NumPy's functions allow.
+Below, ``op`` is an ``OpDef`` and ``info`` an ``OpInfo`` (``opdef.py`` imports this
+module, so it does not import that one).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .errors import PluginError, TapegradTypeError
-
-if TYPE_CHECKING:
-    from .opdef import OpDef, OpInfo
 
 ndarray = np.ndarray
 NUMBERS = (int, float, complex, bool, np.generic)
@@ -37,7 +36,7 @@ def input_names(forward: Callable[..., Any], nargs: int, params: Mapping[str, An
     return names[:nargs] if len(names) >= nargs else [f"x{i}" for i in range(nargs)]
 
 
-def resolve_arity(op: OpDef, source: str) -> tuple[int, dict[str, Any]]:
+def resolve_arity(op: Any, source: str) -> tuple[int, dict[str, Any]]:
     """Number of array inputs and keyword params of ``op``, inferring what it leaves out."""
     params = dict(op.params) if op.params is not None else None
     nargs = op.nargs
@@ -84,7 +83,7 @@ def _infer_signature(fn: Callable[..., Any],
 # --------------------------------------------------------------------------- calling
 
 
-def as_input(x: Any, info: OpInfo, pos: int) -> Any:
+def as_input(x: Any, info: Any, pos: int) -> Any:
     """An op input that is not a Tensor: arrays and numbers pass, sequences convert."""
     if x is None or isinstance(x, (ndarray, *NUMBERS)) or hasattr(x, "__array_function__"):
         return x
@@ -96,7 +95,7 @@ def as_input(x: Any, info: OpInfo, pos: int) -> Any:
                             f"{type(x).__name__}, expected a Tensor, an array or a number")
 
 
-def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
+def bind(info: Any, args: tuple, params: dict) -> tuple[tuple, dict]:
     """Split a call's arguments into inputs and params (positional params allowed)."""
     need = info.nargs - info.definition.optional
     if len(args) < need:
@@ -107,7 +106,7 @@ def bind(info: OpInfo, args: tuple, params: dict) -> tuple[tuple, dict]:
     return inputs, bind_params(info, args[ninputs:], params)
 
 
-def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
+def bind_variadic(info: Any, args: tuple, params: dict) -> tuple[list, dict]:
     if not args:
         raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes a sequence of inputs")
     extra = args[1:]
@@ -115,7 +114,7 @@ def bind_variadic(info: OpInfo, args: tuple, params: dict) -> tuple[list, dict]:
                            else info.params)
 
 
-def bind_params(info: OpInfo, extra: tuple, params: dict) -> dict:
+def bind_params(info: Any, extra: tuple, params: dict) -> dict:
     names = list(info.params)
     if len(extra) > len(names):
         raise TapegradTypeError(f"op {info.name!r} ({info.source}) takes {info.nargs} "
