@@ -5,7 +5,9 @@ saved values, output and upstream gradient become Tensors wired to the graph
 (``wire``), and the vjp runs on them, so what it computes is recorded. Forward mode
 (``forward_mode.py``) calls vjps the same way, through :func:`strict_vjp`. While a vjp
 runs on Tensors, converting a tracked Tensor to NumPy is an error: it would drop a
-gradient.
+gradient. The helpers every vjp call shares live here too: :func:`apply_vjp` (one rule
+for all inputs, or one per input) and :func:`as_gradients` (one gradient per input,
+checked), which the plain replay and ``tg.compile``'s rule steps call as well.
 """
 
 from __future__ import annotations
