@@ -20,7 +20,8 @@ BENCH = ROOT / "benchmarks"
 
 # script -> (rows its table must contain, target lines it must print)
 EXPECTED = {
-    "overhead": (["numpy fwd only", "numpy fwd+bwd (hand)", "tapegrad"],
+    "overhead": (["numpy fwd only", "numpy fwd+bwd (hand)", "tapegrad",
+                  "minimal engine (reference)"],
                  ["ratio tapegrad/numpy (fwd+bwd per op)"]),
     "mlp": (["numpy (hand)", "tapegrad"],
             ["ratio tapegrad/numpy (float32)", "ratio tapegrad/numpy (float64)"]),
