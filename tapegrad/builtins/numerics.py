@@ -636,6 +636,17 @@ def _meshgrid_op(k):
              "other axes") if k == 1 else f"np.meshgrid of {k} inputs: {k} grids")
 
 
+def _quantile_op(name, forward, scale):
+    """``quantile`` (q in [0, 1]) or ``percentile`` (``scale`` 100: q in [0, 100])."""
+    return OpDef(
+        name, forward, _quantile_grad(scale), nargs=1,
+        params={"q": None, "axis": None, "keepdims": False, "method": "linear"},
+        implements=((getattr(np, name), _numpy_quantile(name)),),
+        samples=_quantile_samples(scale), lazy=False,
+        doc=f"q-th {name}s over axis, method 'linear' only (q gets no gradient; kinks "
+            "where values tie)")
+
+
 def _trapezoid_targets():
     targets = [(np.trapezoid, numpy_trapezoid)]
     if hasattr(np, "trapz"):  # NumPy < 2.0's name
@@ -679,18 +690,8 @@ def tapegrad_ops():
               implements=(np.take_along_axis,), samples=_take_along_samples, lazy=False,
               doc="arr's elements at indices along axis (repeated indices accumulate)"),
         *(_meshgrid_op(k) for k in range(1, _MAX_GRID + 1)),
-        OpDef("quantile", quantile, _quantile_grad(1.0), nargs=1,
-              params={"q": None, "axis": None, "keepdims": False, "method": "linear"},
-              implements=((np.quantile, _numpy_quantile("quantile")),),
-              samples=_quantile_samples(1.0), lazy=False,
-              doc="q-th quantiles over axis, method 'linear' only (q gets no gradient; "
-                  "kinks where values tie)"),
-        OpDef("percentile", percentile, _quantile_grad(100.0), nargs=1,
-              params={"q": None, "axis": None, "keepdims": False, "method": "linear"},
-              implements=((np.percentile, _numpy_quantile("percentile")),),
-              samples=_quantile_samples(100.0), lazy=False,
-              doc="q-th percentiles over axis, method 'linear' only (q gets no gradient; "
-                  "kinks where values tie)"),
+        _quantile_op("quantile", quantile, 1.0),
+        _quantile_op("percentile", percentile, 100.0),
         OpDef("lstsq", lstsq, lstsq_grad, nargs=2, nout=3, params={"rcond": None},
               implements=((np.linalg.lstsq, numpy_lstsq), (np.polyfit, numpy_polyfit)),
               samples=_lstsq_samples, lazy=False,
